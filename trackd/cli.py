@@ -1,0 +1,184 @@
+"""The `trackd` command line: thin; it builds Settings once and calls into the package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from trackd import admin
+from trackd.errors import ConfigError, NotFound, TrackdError
+from trackd.models import Workspace
+from trackd.settings import Settings
+from trackd.store import WorkspaceStore, open_workspace_store
+
+
+def _backend_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="where embedded data lives (default ./trackd-data)")
+    parser.add_argument("--queue", help="queue URL (env TRACKD_QUEUE)")
+    parser.add_argument("--store", help="store URL (env TRACKD_STORE)")
+    parser.add_argument("--limiter", help="rate limiter URL (env TRACKD_LIMITER)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trackd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP edge (and, embedded, the processor)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="HTTP worker processes (default 1)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _backend_flags(serve)
+
+    workspace = commands.add_parser("workspace", help="create and manage workspaces")
+    ws_commands = workspace.add_subparsers(dest="action", required=True)
+    create = ws_commands.add_parser("create", help="create a workspace and print its key")
+    create.add_argument("--id", dest="workspace_id")
+    create.add_argument("--name")
+    create.add_argument("--rate-limit", type=int, help="events per minute (default 30000)")
+    create.add_argument("--identity-resolution", help="identifiers, comma-separated")
+    create.add_argument("--portfolio", action="store_true")
+    create.add_argument("--strict", action="store_true")
+    create.add_argument("--json", action="store_true")
+    _backend_flags(create)
+    listing = ws_commands.add_parser("list", help="list workspaces")
+    listing.add_argument("--json", action="store_true")
+    _backend_flags(listing)
+    for name in ("show", "suspend", "resume"):
+        sub = ws_commands.add_parser(name, help=f"{name} a workspace")
+        sub.add_argument("workspace")
+        sub.add_argument("--json", action="store_true")
+        _backend_flags(sub)
+
+    key = commands.add_parser("key", help="manage a workspace's Data API key")
+    key_commands = key.add_subparsers(dest="action", required=True)
+    for name in ("regenerate", "revoke"):
+        sub = key_commands.add_parser(name, help=f"{name} the key (the old one stops at once)")
+        sub.add_argument("workspace")
+        sub.add_argument("--json", action="store_true")
+        _backend_flags(sub)
+
+    project = commands.add_parser("project", help="manage Portfolio projects")
+    project_commands = project.add_subparsers(dest="action", required=True)
+    sub = project_commands.add_parser("create", help="add a project code to a workspace")
+    sub.add_argument("workspace")
+    sub.add_argument("code")
+    sub.add_argument("--json", action="store_true")
+    _backend_flags(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.load(vars(args))
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "serve":
+            from trackd.server import serve
+
+            return serve(settings)
+        return asyncio.run(_admin(args, settings))
+    except NotFound as exc:
+        print(f"trackd: {exc}", file=sys.stderr)
+        return 1
+    except (ConfigError, TrackdError) as exc:
+        print(f"trackd: {exc}", file=sys.stderr)
+        return 2
+
+
+def _describe(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace.id,
+        "name": workspace.name,
+        "suspended": workspace.suspended,
+        "has_key": workspace.key_hash is not None,
+        "rate_limit": workspace.rate_limit,
+        "portfolio": workspace.portfolio,
+        "projects": list(workspace.projects),
+        "strict": workspace.strict,
+        "identity_resolution": list(workspace.identity_resolution),
+    }
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any] | list[dict[str, Any]]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data))
+        return
+    rows = data if isinstance(data, list) else [data]
+    for row in rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+async def _admin(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_workspace_store(settings.store_url())
+    await store.open()
+    try:
+        handler = _HANDLERS[(args.command, args.action)]
+        _print(args, await handler(store, args))
+    finally:
+        await store.aclose()
+    return 0
+
+
+async def _create(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    identifiers = tuple(s.strip() for s in (args.identity_resolution or "").split(",") if s.strip())
+    workspace, key = await admin.create_workspace(
+        store,
+        workspace_id=args.workspace_id,
+        name=args.name,
+        rate_limit=args.rate_limit,
+        identity_resolution=identifiers,
+        portfolio=args.portfolio,
+        strict=args.strict,
+    )
+    return {"workspace_id": workspace.id, "api_key": key}
+
+
+async def _list(store: WorkspaceStore, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [_describe(w) for w in await store.list()]
+
+
+async def _show(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    return _describe(await admin.require(store, args.workspace))
+
+
+async def _suspend(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    return _describe(await admin.set_suspended(store, args.workspace, True))
+
+
+async def _resume(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    return _describe(await admin.set_suspended(store, args.workspace, False))
+
+
+async def _regenerate(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    key = await admin.regenerate_key(store, args.workspace)
+    return {"workspace_id": args.workspace, "api_key": key}
+
+
+async def _revoke(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    return _describe(await admin.revoke_key(store, args.workspace))
+
+
+async def _project(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    return _describe(await admin.add_project(store, args.workspace, args.code))
+
+
+_HANDLERS: dict[tuple[str, str], Callable[[WorkspaceStore, argparse.Namespace], Awaitable[Any]]] = {
+    ("workspace", "create"): _create,
+    ("workspace", "list"): _list,
+    ("workspace", "show"): _show,
+    ("workspace", "suspend"): _suspend,
+    ("workspace", "resume"): _resume,
+    ("key", "regenerate"): _regenerate,
+    ("key", "revoke"): _revoke,
+    ("project", "create"): _project,
+}

@@ -1,0 +1,261 @@
+"""`POST /v1/event/{workspace_id}`: the contract's check table, in order, on raw ASGI.
+
+Rows 1-15 (size, auth, headers, body) are here; rows 16-25 are `trackd.wire.event`; row 26 is
+the limiter, row 27 the queue, row 28 anything unexpected. Every response carries
+`X-Request-Id`, and the rate-limit headers whenever the path names a known workspace. A 200 is
+sent only after the queue says the envelope is durable; a rejection keeps nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import time
+import zlib
+from urllib.parse import parse_qs
+
+import msgspec
+
+from trackd.edge.http import (
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    client_ip,
+    encode,
+    header_map,
+    read_body,
+    send_json,
+)
+from trackd.edge.registry import WorkspaceRegistry
+from trackd.errors import BackendError, ContractError, QueueUnavailable
+from trackd.limiter.base import Decision, Limiter
+from trackd.models import Envelope, Workspace
+from trackd.queue.base import Queue
+from trackd.wire import contract
+from trackd.wire.auth import check_key, parse_basic
+from trackd.wire.event import Validated, validate_event
+
+log = logging.getLogger(__name__)
+
+IDENTITY_ENCODINGS = {b"", b"identity"}
+GZIP_ENCODINGS = {b"gzip", b"x-gzip"}
+RETRY_AFTER_UNAVAILABLE = b"1"
+_decode_json = msgspec.json.Decoder().decode
+
+
+def new_request_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def idempotent_request_id(workspace_id: str, key: bytes) -> str:
+    """The same key in the same workspace always names the same request (and events)."""
+    digest = hashlib.sha256(workspace_id.encode() + b"\0" + key).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+class Request:
+    """What the checks learn about one request as they go."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "inflate_failed",
+        "query",
+        "request_id",
+        "scope",
+        "workspace_id",
+    )
+
+    def __init__(self, scope: Scope, workspace_id: str) -> None:
+        self.scope = scope
+        self.workspace_id = workspace_id
+        self.headers = header_map(scope)
+        self.query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        self.request_id = new_request_id()
+        self.body = b""
+        self.inflate_failed = False
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+class TrackEndpoint:
+    def __init__(
+        self,
+        registry: WorkspaceRegistry,
+        limiter: Limiter,
+        queue: Queue,
+        max_body: int,
+    ) -> None:
+        self.registry = registry
+        self.limiter = limiter
+        self.queue = queue
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, workspace_id: str) -> None:
+        request = Request(scope, workspace_id)
+        try:
+            status, body, headers = await self._handle(request, receive)
+        except ContractError as exc:
+            status, body = exc.status, self._fail(exc, request)
+            headers = await self._error_headers(exc, request)
+        except Exception:
+            log.exception("unexpected failure on request %s", request.request_id)
+            status, body, headers = 500, self._fail(contract.unexpected(), request), []
+        headers.append((b"x-request-id", request.request_id.encode()))
+        await send_json(send, status, body, headers)
+
+    @staticmethod
+    def _fail(exc: ContractError, request: Request) -> bytes:
+        return encode(contract.error_body(exc, request.request_id))
+
+    async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
+        received_ms = int(time.time() * 1000)
+        await self._read(request, receive)  # row 1
+        workspace = self._authenticate(request)  # rows 2-11
+        self._check_headers(request)  # rows 12-13
+        payload = self._decode(request)  # rows 14-15
+        validated = validate_event(payload, workspace, request.param("project_code"), received_ms)
+        key = request.headers.get(b"idempotency-key")
+        if key:
+            request.request_id = idempotent_request_id(workspace.id, key)
+            if await self.queue.seen(request.request_id):  # the first response again
+                decision = await self.limiter.peek(workspace.id, workspace.rate_limit)
+                return self._success(request, validated, decision)
+        try:
+            decision = await self.limiter.acquire(  # row 26
+                workspace.id, validated.event_count, workspace.rate_limit
+            )
+        except BackendError as exc:
+            log.warning("rate limiter failed on request %s: %s", request.request_id, exc)
+            raise contract.queue_unavailable() from exc
+        if not decision.allowed:
+            raise _RateLimited(decision)
+        envelope = Envelope(
+            request_id=request.request_id,
+            workspace_id=workspace.id,
+            received_at=received_ms,
+            project_code=request.param("project_code") if workspace.portfolio else None,
+            client_ip=client_ip(request.headers, request.scope),
+            customer_id=validated.customer_id,
+            device_id=validated.device_id,
+            user_identifiers=validated.user_identifiers,
+            actions=validated.actions,
+            warnings=validated.warnings,
+        )
+        try:
+            await self.queue.put(envelope, idempotent=bool(key))  # row 27
+        except QueueUnavailable as exc:
+            log.warning("queue refused request %s: %s", request.request_id, exc)
+            raise contract.queue_unavailable() from exc
+        return self._success(request, validated, decision)
+
+    @staticmethod
+    def _success(
+        request: Request, validated: Validated, decision: Decision
+    ) -> tuple[int, bytes, Headers]:
+        body = contract.success_body(request.request_id, validated.warnings)
+        return 200, encode(body), rate_headers(decision)
+
+    async def _read(self, request: Request, receive: Receive) -> None:
+        declared = request.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise contract.payload_too_large()
+        body = await read_body(receive, self.max_body)
+        if body is None:
+            raise contract.payload_too_large()
+        encoding = request.headers.get(b"content-encoding", b"").strip().lower()
+        if encoding in GZIP_ENCODINGS and body:
+            body = self._inflate(request, body)
+        request.body = body
+
+    def _inflate(self, request: Request, body: bytes) -> bytes:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            inflated = inflater.decompress(body, self.max_body + 1)
+        except zlib.error:
+            request.inflate_failed = True
+            return body
+        if len(inflated) > self.max_body:
+            raise contract.payload_too_large()
+        if not inflater.eof or inflater.unused_data:
+            request.inflate_failed = True
+        return inflated
+
+    def _authenticate(self, request: Request) -> Workspace:
+        username, password = parse_basic(request.headers.get(b"authorization"))  # rows 2-5
+        app_id = request.param("app_id")
+        if request.workspace_id != username or (app_id is not None and app_id != username):
+            raise contract.app_key_mismatch()  # row 6
+        moe_appkey = request.headers.get(b"moe-appkey")
+        if moe_appkey is not None and moe_appkey.decode("latin-1").strip() != username:
+            raise contract.moe_appkey_mismatch()  # row 7
+        workspace = self.registry.get(username)
+        if workspace is None:
+            raise contract.unknown_workspace()  # row 8
+        check_key(password, workspace.key_hash)  # rows 9-10
+        if workspace.suspended:
+            raise contract.suspended()  # row 11
+        return workspace
+
+    @staticmethod
+    def _check_headers(request: Request) -> None:
+        content_type = request.headers.get(b"content-type")
+        if content_type is None:
+            raise contract.content_type_missing()  # row 12
+        media_type = content_type.split(b";", 1)[0].strip().lower()
+        encoding = request.headers.get(b"content-encoding", b"").strip().lower()
+        if media_type != b"application/json" or encoding not in IDENTITY_ENCODINGS | GZIP_ENCODINGS:
+            raise contract.unsupported_media_type()  # row 13
+
+    @staticmethod
+    def _decode(request: Request) -> object:
+        if not request.body:
+            raise contract.empty_body()  # row 14
+        if request.inflate_failed:
+            raise contract.malformed_json()  # row 15
+        try:
+            return _decode_json(request.body)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise contract.malformed_json() from exc
+
+    async def _error_headers(self, exc: ContractError, request: Request) -> Headers:
+        if isinstance(exc, _RateLimited):
+            retry_after = str(max(exc.decision.reset, 1)).encode()
+            return [*rate_headers(exc.decision), (b"retry-after", retry_after)]
+        headers = await self._peek_headers(request)
+        if exc.status == 503:
+            headers.append((b"retry-after", RETRY_AFTER_UNAVAILABLE))
+        return headers
+
+    async def _peek_headers(self, request: Request) -> Headers:
+        workspace = self.registry.get(request.workspace_id)
+        if workspace is None:
+            return []
+        try:
+            decision = await self.limiter.peek(workspace.id, workspace.rate_limit)
+        except Exception:
+            log.exception("rate limiter unavailable for headers")
+            return []
+        return rate_headers(decision)
+
+
+class _RateLimited(ContractError):
+    """Row 26, carrying the decision for its headers."""
+
+    def __init__(self, decision: Decision) -> None:
+        error = contract.rate_limited()
+        super().__init__(error.status, error.type, error.message)
+        self.decision = decision
+
+
+def rate_headers(decision: Decision) -> Headers:
+    return [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset", str(decision.reset).encode()),
+    ]

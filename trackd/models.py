@@ -1,0 +1,78 @@
+"""The records that cross trackd's seams: workspaces, the queue's envelope, warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+DEFAULT_RATE_LIMIT = 30_000  # events per 60 s, per workspace (REF §3)
+DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.md §3)
+
+
+class Workspace(msgspec.Struct, frozen=True, kw_only=True):
+    """A workspace as every edge process caches it."""
+
+    id: str
+    name: str
+    key_hash: str | None  # sha256 hex of the Data API key; None: no active key (row 9)
+    suspended: bool = False
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    portfolio: bool = False
+    strict: bool = False
+    identity_resolution: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    timezone_offset: int = 0
+    clock_skew: int = DEFAULT_CLOCK_SKEW
+    created_at: float = 0.0
+
+
+class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Something the edge dropped, cut or rewrote inside an accepted request."""
+
+    index: int
+    reason: str
+    attribute: str | None = None
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One validated, normalised action: it becomes one event with a stable id."""
+
+    index: int  # position in the request's `actions`, kept for event ids and issues
+    action: str
+    attributes: dict[str, Any]
+    platform: str = "unknown"
+    platform_raw: str | None = None
+    app_version: str | None = None
+    current_time: int  # epoch milliseconds, UTC
+    user_time: int  # epoch milliseconds of the user's wall clock
+    user_timezone_offset: int  # seconds
+    moe_os_type: str | None = None
+    real_time_action: str | None = None
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the edge appends to the durable queue for one accepted request."""
+
+    request_id: str
+    workspace_id: str
+    received_at: int  # epoch milliseconds
+    customer_id: str | None
+    device_id: str | None
+    actions: list[Action]
+    kind: str = "event"
+    project_code: str | None = None
+    client_ip: str | None = None
+    user_identifiers: dict[str, str] | None = None
+    warnings: list[Warning] = []
+
+    def encode(self) -> bytes:
+        return _encoder.encode(self)
+
+    @staticmethod
+    def decode(raw: bytes) -> Envelope:
+        return _decoder.decode(raw)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Envelope)

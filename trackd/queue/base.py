@@ -1,0 +1,54 @@
+"""The Queue protocol: the durable, ordered log between the edge and the processor."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from trackd.models import Envelope
+
+
+class Delivery(NamedTuple):
+    """An envelope handed to a consumer, with the position that acknowledges it."""
+
+    seq: int
+    envelope: Envelope
+
+
+class Queue(Protocol):
+    """A durable log of envelopes, read in order by named consumers.
+
+    Contract, for every adapter:
+
+    - `put` returns only once the envelope is durable: it survives `kill -9` of any trackd
+      process (and, for a replicated engine, of the node that acknowledged it). Concurrent puts
+      may share one flush (group commit). `put` raises `QueueUnavailable` when the write cannot
+      be made durable now (disk full, engine down, too many writes pending): nothing is kept.
+    - With ``idempotent=True``, a second put of the same `request_id` within the dedupe window
+      (24 h) stores nothing and returns False; otherwise `put` returns True.
+    - `seen` tells whether an idempotent put of that `request_id` is within the window.
+    - `get` returns up to `max_items` deliveries after the consumer's position, in put order
+      (so in order per workspace), waiting at most `timeout` seconds; [] on timeout. Delivery is
+      at least once: what is not acknowledged comes again after `nack` or a restart.
+    - `ack` commits the consumer's position past the given deliveries; consumed entries are
+      reclaimed once every consumer has acknowledged them, so the log does not grow unbounded.
+    - `ready` is True while the queue can take writes. `lag` counts unacknowledged envelopes.
+    - `aclose` waits for pending puts to finish, then releases the engine. Idempotent.
+    """
+
+    async def open(self) -> None: ...
+
+    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool: ...
+
+    async def seen(self, request_id: str) -> bool: ...
+
+    async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]: ...
+
+    async def ack(self, consumer: str, deliveries: list[Delivery]) -> None: ...
+
+    async def nack(self, consumer: str) -> None: ...
+
+    async def ready(self) -> bool: ...
+
+    async def lag(self, consumer: str) -> int: ...
+
+    async def aclose(self) -> None: ...

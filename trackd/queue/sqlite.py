@@ -1,0 +1,269 @@
+"""The embedded durable queue: an append-only log in a SQLite WAL file with group commit.
+
+Every put joins the batch that the single writer thread commits next; one `COMMIT` (one fsync,
+`synchronous=FULL` in WAL mode) makes the whole batch durable, and only then are the puts'
+futures resolved, so a 200 never precedes the fsync. Several processes may share the file:
+SQLite serialises their writers. Consumers keep their committed position in the same file; rows
+every consumer has passed are deleted, and SQLite reuses their pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from trackd.embedded import connect
+from trackd.errors import QueueUnavailable
+from trackd.models import Envelope
+from trackd.queue.base import Delivery
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dedupe (
+    request_id TEXT PRIMARY KEY,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY);
+"""
+
+POLL_SECONDS = 0.02  # how often a consumer looks for other processes' appends
+RECLAIM_EVERY = 64  # acks between deletes of consumed rows
+MAX_BATCH = 4096
+
+_Item = tuple[str, str, bytes, bool]  # request_id, workspace, body, idempotent
+
+
+class SQLiteQueue:
+    def __init__(
+        self, path: str | Path, *, max_pending: int = 20000, dedupe_seconds: float = 86400.0
+    ) -> None:
+        self._path = Path(path)
+        self._max_pending = max_pending
+        self._dedupe_seconds = dedupe_seconds
+        self._pending: list[tuple[_Item, asyncio.Future[bool]]] = []
+        self._wakeup = asyncio.Event()
+        self._appended = asyncio.Event()
+        self._healthy = True
+        self._closing = False
+        self._cursor: dict[str, int] = {}
+        self._acks = 0
+        self._writer_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="trackd-queue-write")
+        self._read_pool = ThreadPoolExecutor(1, thread_name_prefix="trackd-queue-read")
+        loop = asyncio.get_running_loop()
+        try:
+            self._wconn = await loop.run_in_executor(self._write_pool, self._open_writer)
+            self._rconn = await loop.run_in_executor(self._read_pool, connect, self._path, "NORMAL")
+        except sqlite3.Error as exc:
+            raise QueueUnavailable(f"cannot open the queue at {self._path}: {exc}") from exc
+        self._closing = False
+        self._writer_task = asyncio.create_task(self._write_loop(), name="trackd-queue-writer")
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = connect(self._path, "FULL")
+        conn.executescript(SCHEMA)
+        return conn
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool:
+        if self._closing or self._writer_task is None:
+            raise QueueUnavailable("the queue is closed")
+        if len(self._pending) >= self._max_pending:
+            raise QueueUnavailable("too many writes are waiting for the disk")
+        item = (envelope.request_id, envelope.workspace_id, envelope.encode(), idempotent)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wakeup.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                try:
+                    results = await loop.run_in_executor(
+                        self._write_pool, self._write_batch, [item for item, _ in batch]
+                    )
+                except QueueUnavailable as exc:
+                    self._healthy = False
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self._healthy = True
+                for (_, future), stored in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(stored)
+                self._appended.set()
+            if self._closing:
+                return
+
+    def _write_batch(self, items: list[_Item]) -> list[bool]:
+        conn = self._wconn
+        results: list[bool] = []
+        now = time.time()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for request_id, workspace, body, idempotent in items:
+                if idempotent:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO dedupe VALUES (?, ?)", (request_id, now)
+                    )
+                    if cur.rowcount == 0:
+                        results.append(False)
+                        continue
+                conn.execute(
+                    "INSERT INTO log (request_id, workspace, body) VALUES (?, ?, ?)",
+                    (request_id, workspace, body),
+                )
+                results.append(True)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.error("queue write of %d envelopes failed: %s", len(items), exc)
+            raise QueueUnavailable(str(exc)) from exc
+        return results
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def seen(self, request_id: str) -> bool:
+        cutoff = time.time() - self._dedupe_seconds
+        row = await self._read(
+            "SELECT 1 FROM dedupe WHERE request_id = ? AND created > ?", (request_id, cutoff)
+        )
+        return bool(row)
+
+    async def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        def run() -> list[tuple[object, ...]]:
+            return self._rconn.execute(sql, args).fetchall()
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
+        except sqlite3.Error as exc:
+            raise QueueUnavailable(str(exc)) from exc
+
+    async def _position(self, consumer: str) -> int:
+        if consumer not in self._cursor:
+            rows = await self._read("SELECT position FROM consumers WHERE name = ?", (consumer,))
+            self._cursor[consumer] = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        return self._cursor[consumer]
+
+    async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while True:
+            position = await self._position(consumer)
+            self._appended.clear()
+            rows = await self._read(
+                "SELECT seq, body FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
+                (position, max_items),
+            )
+            if rows:
+                deliveries = [Delivery(int(s), Envelope.decode(b)) for s, b in rows]  # type: ignore[call-overload,arg-type]
+                self._cursor[consumer] = deliveries[-1].seq
+                return deliveries
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait(), min(remaining, POLL_SECONDS))
+
+    async def ack(self, consumer: str, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
+        last = max(d.seq for d in deliveries)
+        self._acks += 1
+        reclaim = self._acks % RECLAIM_EVERY == 0
+        await self._run_write(self._ack_sync, consumer, last, reclaim)
+
+    def _ack_sync(self, consumer: str, last: int, reclaim: bool) -> None:
+        conn = self._rconn
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO consumers VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+                "SET position = max(position, excluded.position)",
+                (consumer, last),
+            )
+        if reclaim:
+            self._reclaim_sync()
+
+    def _reclaim_sync(self) -> None:
+        conn = self._rconn
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM log WHERE seq <= (SELECT min(position) FROM consumers)")
+            conn.execute(
+                "DELETE FROM dedupe WHERE created < ?", (time.time() - self._dedupe_seconds,)
+            )
+
+    async def _run_write(self, fn: object, *args: object) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise QueueUnavailable(str(exc)) from exc
+
+    async def nack(self, consumer: str) -> None:
+        self._cursor.pop(consumer, None)
+
+    async def ready(self) -> bool:
+        if self._closing or self._writer_task is None:
+            return False
+        if len(self._pending) >= self._max_pending:
+            return False
+        if not self._healthy:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._write_pool, self._probe)
+                self._healthy = True
+            except sqlite3.Error:
+                return False
+        return True
+
+    def _probe(self) -> None:
+        with self._wconn as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO probe VALUES (1)")
+
+    async def lag(self, consumer: str) -> int:
+        rows = await self._read(
+            "SELECT count(*) FROM log WHERE seq > "
+            "coalesce((SELECT position FROM consumers WHERE name = ?), 0)",
+            (consumer,),
+        )
+        return int(rows[0][0])  # type: ignore[call-overload]
+
+    async def aclose(self) -> None:
+        if self._writer_task is None:
+            return
+        self._closing = True
+        self._wakeup.set()
+        await self._writer_task  # pending puts finish first
+        self._writer_task = None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._write_pool, self._wconn.close)
+        await loop.run_in_executor(self._read_pool, self._rconn.close)
+        self._write_pool.shutdown()
+        self._read_pool.shutdown()

@@ -1,0 +1,98 @@
+"""`trackd serve`: bind, say where, run the ASGI app on uvicorn, drain on SIGTERM.
+
+Lifecycle (uvicorn's serve -> startup -> main_loop -> shutdown): the socket is bound here so the
+URL printed is the one listening (also with ``--port 0``); with ``--workers N`` every worker
+process accepts on that one socket. On SIGTERM uvicorn stops accepting, finishes in-flight
+requests (each already durable or rejected), then runs the app's shutdown, and we exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from trackd import admin
+from trackd.edge.app import create_app
+from trackd.settings import SETTINGS_ENV, Settings
+from trackd.store import open_workspace_store
+
+log = logging.getLogger(__name__)
+
+DEMO_WORKSPACE = "DEMO"
+
+
+def serve(settings: Settings) -> int:
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_ensure_demo(settings))
+    sock = _bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"trackd listening on http://{shown}:{port}", flush=True)
+    config = uvicorn.Config(
+        create_app(settings) if settings.workers == 1 else "trackd.edge.app:from_environment",
+        factory=settings.workers > 1,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+        backlog=4096,
+    )
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = settings.to_json().decode()
+        Multiprocess(config, sockets=[sock]).run()
+        return 0
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else 3
+
+
+def _exit_cleanly(signum: int, frame: object) -> NoReturn:
+    """SIGTERM outside uvicorn's own handling (before start, or re-raised after a drain)."""
+    sys.exit(0)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _ensure_demo(settings: Settings) -> None:
+    """First start on an empty data dir: a demo workspace, its key and a curl line to paste."""
+    store = open_workspace_store(settings.store_url())
+    await store.open()
+    try:
+        if await store.list():
+            return
+        workspace, key = await admin.create_workspace(
+            store, workspace_id=DEMO_WORKSPACE, name="Demo workspace"
+        )
+    finally:
+        await store.aclose()
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"Created a demo workspace.\n  workspace id: {workspace.id}\n  Data API key: {key}\n"
+        "  (the key is shown once; `trackd key regenerate DEMO` makes a new one)\n"
+        "Try it:\n"
+        f"  curl -u '{workspace.id}:{key}' -H 'Content-Type: application/json' "
+        f'{base}/v1/event/{workspace.id} -d \'{{"type": "event", "customer_id": "u1", '
+        f'"actions": [{{"action": "Signed Up", "attributes": {{"plan": "pro"}}}}]}}\'',
+        flush=True,
+    )

@@ -1,0 +1,1 @@
+"""The MoEngage wire: request shapes, validation, time parsing, type inference (pure functions)."""

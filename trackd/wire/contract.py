@@ -1,0 +1,227 @@
+"""Every error body of `/v1/event`, in the order of the check table of `track-event.md` §2.
+
+This module is the one place that knows MoEngage's statuses, types and messages. Each function
+returns a fresh `ContractError`; the edge renders it as
+``{"status": "fail", "error": {"message", "type", "request_id"[, "attribute"]}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trackd.errors import ContractError
+
+AUTH = "Authentication required"
+MALFORMED_JSON = (
+    "Could not decode the request body. The JSON was incorrect or not encoded as UTF-8."
+)
+MISSING = "MissingAttributeError"
+
+SUCCESS_MESSAGE = "Your request has been accepted and will be processed soon."
+
+
+def error_body(exc: ContractError, request_id: str) -> dict[str, object]:
+    """``{"status": "fail", "error": {"message", "type"[, "attribute"], "request_id"}}``."""
+    error = {"message": exc.message, "type": exc.type}
+    if exc.attribute is not None:
+        error["attribute"] = exc.attribute
+    error["request_id"] = request_id
+    return {"status": "fail", "error": error}
+
+
+def success_body(request_id: str, warnings: list[Any]) -> dict[str, object]:
+    """The 200 body; `warnings` only when the edge dropped, cut or rewrote something."""
+    body: dict[str, object] = {
+        "status": "success",
+        "message": SUCCESS_MESSAGE,
+        "request_id": request_id,
+    }
+    if warnings:
+        body["warnings"] = warnings
+    return body
+
+
+def payload_too_large() -> ContractError:  # row 1
+    return ContractError(413, "PayloadTooLarge", "Payload size exceeds 128 KB")
+
+
+def auth_header_required() -> ContractError:  # row 2
+    return ContractError(401, AUTH, "Authentication Header Required")
+
+
+def not_basic() -> ContractError:  # row 3 (trackd's wording)
+    return ContractError(
+        401, AUTH, "Invalid authorization used. Only 'Basic Auth' authorization is supported."
+    )
+
+
+def undecodable_credentials() -> ContractError:  # row 4
+    return ContractError(401, AUTH, "Invalid identity information found")
+
+
+def app_key_missing() -> ContractError:  # row 5
+    return ContractError(401, AUTH, "APP_KEY missing in the authentication header")
+
+
+def app_secret_missing() -> ContractError:  # row 5
+    return ContractError(401, AUTH, "APP_SECRET missing in the authentication header")
+
+
+def app_key_mismatch() -> ContractError:  # row 6
+    return ContractError(
+        409, "Authentication Mismatch", "App key mismatch in params and authentication"
+    )
+
+
+def moe_appkey_mismatch() -> ContractError:  # row 7
+    return ContractError(
+        401,
+        AUTH,
+        "MOE_APPKEY doesn't match the Username (APP_KEY) used in Basic Auth authorization.",
+    )
+
+
+def unknown_workspace() -> ContractError:  # row 8
+    return ContractError(401, AUTH, "Invalid APP_ID used in Authentication Header")
+
+
+def key_not_set() -> ContractError:  # row 9
+    return ContractError(
+        409, AUTH, "App Secret key is not set. Please login to the dashboard to set a key"
+    )
+
+
+def wrong_key() -> ContractError:  # row 10
+    return ContractError(
+        401, AUTH, "App Secret key mismatch. Please login to the dashboard to verify key"
+    )
+
+
+def suspended() -> ContractError:  # row 11
+    return ContractError(403, "Account Suspended", "Account Suspended")
+
+
+def content_type_missing() -> ContractError:  # row 12
+    return ContractError(400, "Missing header value", "The Content-Type Header is required")
+
+
+def unsupported_media_type() -> ContractError:  # row 13
+    return ContractError(415, "Unsupported media type", "Content type is not supported")
+
+
+def empty_body() -> ContractError:  # row 14
+    return ContractError(400, "Empty request body", "A valid JSON document is required")
+
+
+def malformed_json(attribute: str | None = None) -> ContractError:  # rows 15, 22, 23
+    return ContractError(400, "Malformed JSON", MALFORMED_JSON, attribute)
+
+
+def not_an_object() -> ContractError:  # row 16
+    return ContractError(400, "Body type is not JSON", "A valid JSON document is required.")
+
+
+def type_missing() -> ContractError:  # row 17
+    return ContractError(400, MISSING, "type is not found in the payload", "type")
+
+
+def type_not_event(expected: str = "event") -> ContractError:  # row 17
+    return ContractError(400, "AttributeError", f"type should be {expected}", "type")
+
+
+def project_code_required() -> ContractError:  # row 18
+    return ContractError(
+        400, "InvalidParams", "project_code is required for this workspace", "project_code"
+    )
+
+
+def project_code_invalid() -> ContractError:  # row 18
+    return ContractError(400, "InvalidParams", "Given project_code is invalid.", "project_code")
+
+
+def not_found(attribute: str) -> ContractError:  # rows 19, 21, 23
+    return ContractError(400, MISSING, f"{attribute} is not found in the payload", attribute)
+
+
+def customer_id_empty() -> ContractError:  # row 20
+    return ContractError(400, MISSING, "customer_id can not be empty Unicode String", "customer_id")
+
+
+def customer_id_not_string() -> ContractError:  # row 20
+    return ContractError(
+        400, MISSING, "customer_id is expected to be String or Unicode String.", "customer_id"
+    )
+
+
+def actions_not_array() -> ContractError:  # row 21
+    return ContractError(400, MISSING, "actions is expected to be Array", "actions")
+
+
+def actions_empty() -> ContractError:  # row 21
+    return ContractError(400, MISSING, "actions can not be empty Array", "actions")
+
+
+def action_empty() -> ContractError:  # row 23
+    return ContractError(400, MISSING, "action cannot be empty Unicode string", "action")
+
+
+def attributes_not_object() -> ContractError:  # row 24
+    return ContractError(400, MISSING, "attributes is expected to be JSON Object", "attributes")
+
+
+def expected(attribute: str, what: str) -> ContractError:  # row 25
+    return ContractError(400, MISSING, f"{attribute} is expected to be {what}", attribute)
+
+
+def rate_limited() -> ContractError:  # row 26
+    return ContractError(
+        429,
+        "Rate Limits Exceeded",
+        "Rate limits for customers exceeded. Please Try After Some Time",
+    )
+
+
+def queue_unavailable() -> ContractError:  # row 27
+    return ContractError(503, "ServerError", "Service temporarily unavailable. Please retry.")
+
+
+def unexpected() -> ContractError:  # row 28
+    return ContractError(
+        500, "ServerError", "An unexpected error was encountered while processing this request."
+    )
+
+
+# trackd's own, outside the table --------------------------------------------------------------
+
+STRICT_TYPE = "StrictModeViolation"
+
+#: What each warning reason means, for strict mode's 400 and for people reading issues.
+REASONS = {
+    "reserved_prefix": "uses the reserved prefix moe_",
+    "name_truncated": "is longer than 200 characters",
+    "value_truncated": "has a value longer than 512 characters",
+    "url_too_long": "has a URL value longer than 512 characters",
+    "too_many_attributes": "is beyond the first 100 attributes of the event",
+    "array_truncated": "has more than 50 array elements",
+    "mixed_array": "is an array of mixed types",
+    "object_flattened": "nests objects deeper than two levels",
+    "future_dated": "is later than the receive time plus the workspace's clock-skew allowance",
+    "customer_id_disallowed": "is a customer_id value MoEngage does not allow",
+    "unknown_platform": "is not one of ANDROID, iOS, web, TV, unknown",
+    "invalid_type": "has a type this field does not take",
+}
+
+
+def strict_violation(attribute: str, reason: str) -> ContractError:
+    """Strict mode: a per-event problem rejects the whole request, naming the field."""
+    return ContractError(
+        400, STRICT_TYPE, f"{attribute} {REASONS[reason]} (strict mode: {reason})", attribute
+    )
+
+
+def not_found_route() -> ContractError:
+    return ContractError(404, "NotFound", "No such endpoint")
+
+
+def method_not_allowed() -> ContractError:
+    return ContractError(405, "MethodNotAllowed", "Method not allowed on this endpoint")

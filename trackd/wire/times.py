@@ -1,0 +1,110 @@
+"""Event times (track-event.md §3): parsing and MoEngage's defaulting table.
+
+Accepted for `user_time` and `current_time`: an integer or float epoch, or a numeric string;
+values at or above 10^11 are milliseconds, below are seconds; ISO 8601 date-times with `Z`, an
+offset or none (none means UTC), with optional fractional seconds. All results are integer epoch
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+MS_THRESHOLD = 10**11
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_OFFSET = 54_000
+
+TIME_EXPECTED = "an epoch timestamp in seconds or milliseconds, or an ISO 8601 date-time"
+OFFSET_EXPECTED = f"an integer between -{MAX_OFFSET} and {MAX_OFFSET}"
+
+_NUMERIC = re.compile(r"\d{1,16}(\.\d{1,9})?")
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+def parse_time(value: object) -> int | None:
+    """Epoch milliseconds for a time value, or None when it is not a time."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch(float(value)) if isinstance(value, float) else _from_int(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _NUMERIC.fullmatch(text):
+        return _from_epoch(float(text)) if "." in text else _from_int(int(text))
+    return _from_iso(text)
+
+
+def _from_int(value: int) -> int | None:
+    if value < 0:
+        return None
+    ms = value if value >= MS_THRESHOLD else value * 1000
+    return ms if ms <= MAX_MS else None
+
+
+def _from_epoch(value: float) -> int | None:
+    if not math.isfinite(value) or value < 0:
+        return None
+    ms = value if value >= MS_THRESHOLD else value * 1000
+    return round(ms) if ms <= MAX_MS else None
+
+
+def _from_iso(text: str) -> int | None:
+    match = _ISO.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
+        )
+    except ValueError:
+        return None
+    offset = 0
+    if sign is not None:
+        if int(off_h) > 23 or int(off_m) > 59:
+            return None
+        offset = (int(off_h) * 3600 + int(off_m) * 60) * (-1 if sign == "-" else 1)
+    millis = int((fraction or "0").ljust(3, "0")[:3])
+    epoch_ms = int(moment.timestamp()) * 1000 + millis - offset * 1000
+    return epoch_ms if 0 <= epoch_ms <= MAX_MS else None
+
+
+def parse_offset(value: object) -> int | None:
+    """A `user_timezone_offset` in seconds, or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -MAX_OFFSET <= value <= MAX_OFFSET else None
+
+
+def resolve(
+    user_time: int | None,
+    current_time: int | None,
+    offset: int | None,
+    received_ms: int,
+    default_offset: int,
+) -> tuple[int, int, int]:
+    """MoEngage's defaulting table (REF §1.2): returns (user_time, current_time, offset).
+
+    - no times: `current_time` is the receive time;
+    - `user_time` alone (or with an offset): `current_time` = `user_time` - offset;
+    - `current_time` alone (or with an offset): `user_time` = `current_time` + offset;
+    - both: used as they are. The offset defaults to the workspace's.
+    """
+    tz = default_offset if offset is None else offset
+    if current_time is None:
+        current_time = received_ms if user_time is None else user_time - tz * 1000
+    if user_time is None:
+        user_time = current_time + tz * 1000
+    return user_time, current_time, tz
+
+
+def iso(epoch_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds, as the read API shows times."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"

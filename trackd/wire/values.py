@@ -1,0 +1,148 @@
+"""Names and values of event attributes (track-event.md §4), and type inference.
+
+`clean_attributes` applies MoEngage's limits to one action's attributes and reports every drop,
+cut or rewrite as a `(attribute, reason)` pair; `null` values go silently (MoEngage's documented
+partial ingestion). `infer_type` names the type the schema catalogue records for a value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import msgspec
+
+from trackd.wire.times import _ISO
+
+MAX_NAME = 200
+MAX_VALUE = 512
+MAX_ATTRIBUTES = 100
+MAX_ARRAY = 50
+RESERVED_PREFIX = "moe_"
+
+Problem = tuple[str, str]  # (attribute, reason)
+
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_json = msgspec.json.Encoder()
+
+
+def is_reserved(name: str) -> bool:
+    return name[:4].lower() == RESERVED_PREFIX
+
+
+def clean_name(name: str, problems: list[Problem], attribute: str | None = None) -> str:
+    """Names over 200 characters are cut; the problem names the stored (cut) name."""
+    if len(name) > MAX_NAME:
+        problems.append((attribute or name[:MAX_NAME], "name_truncated"))
+        return name[:MAX_NAME]
+    return name
+
+
+def clean_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """Apply §4 to an action's attributes; the first 100 kept attributes survive."""
+    kept: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, value in attributes.items():
+        if value is None:
+            continue
+        if is_reserved(name):
+            problems.append((name, "reserved_prefix"))
+            continue
+        if len(kept) >= MAX_ATTRIBUTES:
+            problems.append((name, "too_many_attributes"))
+            continue
+        cleaned = _clean_value(name, value, problems, level=1)
+        if cleaned is not _DROP:
+            kept[clean_name(name, problems)] = cleaned
+    return kept, problems
+
+
+_DROP = object()
+
+
+def _clean_value(name: str, value: Any, problems: list[Problem], level: int) -> Any:
+    if isinstance(value, str):
+        return _clean_string(name, value, problems)
+    if isinstance(value, list):
+        return _clean_array(name, value, problems, level)
+    if isinstance(value, dict):
+        return _clean_object(name, value, problems, level)
+    return value
+
+
+def _clean_string(name: str, value: str, problems: list[Problem]) -> Any:
+    if len(value) <= MAX_VALUE:
+        return value
+    if value[:8].lower().startswith(("http://", "https://")):
+        problems.append((name, "url_too_long"))
+        return _DROP
+    problems.append((name, "value_truncated"))
+    return value[:MAX_VALUE]
+
+
+def _element_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def _clean_array(name: str, value: list[Any], problems: list[Problem], level: int) -> Any:
+    items = [item for item in value if item is not None]
+    if len({_element_kind(item) for item in items}) > 1 or any(
+        isinstance(item, list) for item in items
+    ):
+        problems.append((name, "mixed_array"))
+        return _DROP
+    if len(items) > MAX_ARRAY:
+        problems.append((name, "array_truncated"))
+        items = items[:MAX_ARRAY]
+    cleaned = [_clean_value(name, item, problems, level) for item in items]
+    return [item for item in cleaned if item is not _DROP]
+
+
+def _clean_object(name: str, value: dict[str, Any], problems: list[Problem], level: int) -> Any:
+    if level > 2:
+        problems.append((name, "object_flattened"))
+        return _json.encode(value).decode()
+    out: dict[str, Any] = {}
+    for key, member in value.items():
+        if member is None:
+            continue
+        cleaned = _clean_value(name, member, problems, level + 1)
+        if cleaned is not _DROP:
+            out[key] = cleaned
+    return out
+
+
+def is_datetime(value: str) -> bool:
+    """ISO 8601 date or date-time strings with real calendar values (REF §4)."""
+    match = _ISO.fullmatch(value) or _DATE.fullmatch(value)
+    if match is None:
+        return False
+    try:
+        date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return False
+    if match.re is _ISO:
+        hour, minute, second = match.group(4), match.group(5), match.group(6) or "0"
+        return int(hour) < 24 and int(minute) < 60 and int(second) < 60
+    return True
+
+
+def infer_type(value: Any) -> str:
+    """boolean, number, string, datetime, array<element type>, object."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "datetime" if is_datetime(value) else "string"
+    if isinstance(value, list):
+        kinds = {infer_type(item) for item in value}
+        return f"array<{kinds.pop()}>" if len(kinds) == 1 else "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
