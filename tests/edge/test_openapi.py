@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from tests.conftest import SEED_BODY, Harness
+
+pytestmark = pytest.mark.anyio
+
+CONTRACT_STATUSES = {"200", "400", "401", "403", "409", "413", "415", "429", "500", "503"}
+
+
+def _schema(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+
+
+async def test_openapi_document_is_valid_openapi_3_1(harness: Harness) -> None:
+    response = await harness.client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+
+
+async def test_openapi_describes_every_status_of_the_check_table(harness: Harness) -> None:
+    document = (await harness.client.get("/openapi.json")).json()
+    operation = document["paths"]["/v1/event/{workspace_id}"]["post"]
+    assert set(operation["responses"]) == CONTRACT_STATUSES
+    assert operation["responses"]["429"]["headers"]["Retry-After"]
+    assert operation["responses"]["503"]["headers"]["Retry-After"]
+
+
+async def test_real_responses_match_their_documented_schemas(harness: Harness) -> None:
+    document = (await harness.client.get("/openapi.json")).json()
+    jsonschema.validate(SEED_BODY, _schema(document, "CreateEventRequest"))
+    accepted = await harness.post({**SEED_BODY, "actions": [{"action": "x", "moe_y": 1}]})
+    jsonschema.validate(accepted.json(), _schema(document, "Success"))
+    warned = await harness.post(
+        {**SEED_BODY, "actions": [{"action": "x", "attributes": {"moe_y": 1}}]}
+    )
+    assert warned.json()["warnings"] == [
+        {"index": 0, "attribute": "moe_y", "reason": "reserved_prefix"}
+    ]
+    jsonschema.validate(warned.json(), _schema(document, "Success"))
+    rejected = await harness.post({"type": "event"})
+    assert rejected.status_code == 400
+    jsonschema.validate(rejected.json(), _schema(document, "Failure"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"status": "fail"}, _schema(document, "Failure"))
