@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
 from trackd.queue.memory import MemoryQueue
 from trackd.settings import Settings
+from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
 
 IN_CI = bool(os.environ.get("CI"))
@@ -91,10 +93,14 @@ class Harness:
 
 
 @pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    settings = Settings(registry_refresh_seconds=0.05)
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = Settings(registry_refresh_seconds=0.05, data_dir=str(tmp_path), admin_token="tok")
     app = TrackdApp(
-        settings, store=MemoryWorkspaceStore(), queue=MemoryQueue(), limiter=MemoryLimiter()
+        settings,
+        store=MemoryWorkspaceStore(),
+        events=open_event_store("memory://"),
+        queue=MemoryQueue(),
+        limiter=MemoryLimiter(),
     )
     await app.startup()
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4321))

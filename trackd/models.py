@@ -65,6 +65,12 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     client_ip: str | None = None
     user_identifiers: dict[str, str] | None = None
     warnings: list[Warning] = []
+    #: Track User (`kind == "customer"`) only: the attributes to set on the profile.
+    user_attributes: dict[str, Any] | None = None
+    update_existing_only: bool = False
+
+    #: Actions as sent (kept or dropped): what the rate limit and the stats count.
+    event_count: int = 0
 
     def encode(self) -> bytes:
         return _encoder.encode(self)
@@ -76,3 +82,52 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Envelope)
+
+
+class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored event, as the read API shows it (times in epoch ms)."""
+
+    event_id: str
+    request_id: str
+    action: str
+    attributes: dict[str, Any]
+    platform: str
+    platform_raw: str | None
+    app_version: str | None
+    user_time: int
+    current_time: int
+    user_timezone_offset: int
+    received_at: int
+    client_ip: str | None
+    device_id: str | None
+    project_code: str | None
+    moe_os_type: str | None = None
+
+
+class IssueRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Something dropped, cut or rewritten, with where it was."""
+
+    request_id: str
+    index: int
+    reason: str
+    attribute: str | None
+    at: int  # receive time, epoch ms
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """What one envelope does to the store; built by `trackd.processor.plan`, applied whole."""
+
+    request_id: str
+    workspace_id: str
+    kind: str  # "event" or "customer"
+    customer_id: str | None
+    identifiers: dict[str, str] | None
+    device_id: str | None
+    received_at: int
+    client_ip: str | None
+    events: list[EventRecord]
+    schema: list[tuple[str, str, str]]  # (action, attribute, inferred type); attribute "" = event
+    issues: list[IssueRecord]
+    dropped_events: int
+    user_attributes: dict[str, Any] | None = None
+    update_existing_only: bool = False

@@ -32,11 +32,12 @@ DEMO_WORKSPACE = "DEMO"
 def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_ensure_demo(settings))
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"trackd listening on http://{shown}:{port}", flush=True)
+    base = f"http://{shown}:{port}"  # the bound port, also with --port 0
+    asyncio.run(_ensure_demo(settings, base))
+    print(f"trackd listening on {base}", flush=True)
     config = uvicorn.Config(
         create_app(settings) if settings.workers == 1 else "trackd.edge.app:from_environment",
         factory=settings.workers > 1,
@@ -74,7 +75,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _ensure_demo(settings: Settings) -> None:
+async def _ensure_demo(settings: Settings, base: str) -> None:
     """First start on an empty data dir: a demo workspace, its key and a curl line to paste."""
     store = open_workspace_store(settings.store_url())
     await store.open()
@@ -86,7 +87,6 @@ async def _ensure_demo(settings: Settings) -> None:
         )
     finally:
         await store.aclose()
-    base = f"http://{settings.host}:{settings.port}"
     print(
         f"Created a demo workspace.\n  workspace id: {workspace.id}\n  Data API key: {key}\n"
         "  (the key is shown once; `trackd key regenerate DEMO` makes a new one)\n"

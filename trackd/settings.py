@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_ttl_seconds: int = 86400
     #: Seconds SIGTERM waits for in-flight requests before closing them.
     graceful_timeout_seconds: float = 10.0
+    #: Bearer token that reads every workspace through `/api` (empty: none).
+    admin_token: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -55,6 +57,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.workers > 1:
             return f"sqlite:///{self.data_path.resolve() / 'limits.db'}"
         return "memory://"
+
+    def embedded_processor(self) -> bool:
+        """`serve` processes too unless the queue is a shared engine served by `trackd worker`."""
+        return self.queue_url().split("://", 1)[0] in ("sqlite", "memory")
 
     @classmethod
     def load(cls, flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

@@ -1,29 +1,42 @@
-"""The ASGI application: routes, and the lifespan that opens and closes the backends.
+"""The ASGI application: routes, and the lifespan that opens and closes everything.
+
+Startup opens the stores, the queue and the limiter, loads the workspaces, and (embedded) starts
+the processor, which runs in whichever process holds the data dir's lease.
 
 Shutdown order (uvicorn has already stopped accepting and finished in-flight requests, each of
-them durable or rejected): stop watching workspaces, close the queue (its pending group commit
-finishes first), close the limiter, close the store.
+them durable or rejected): stop watching workspaces and flushing counters, stop the processor
+(the batch in hand finishes within a bound; the rest stays unacknowledged for redelivery), close
+the queue (its pending group commit finishes first), the limiter, then the stores.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 
+from trackd.edge import metrics
 from trackd.edge.http import Receive, Scope, Send, encode, send_json
 from trackd.edge.openapi import openapi_document
+from trackd.edge.read import PREFIX as READ_PREFIX
+from trackd.edge.read import ReadAPI, workspace_stats
 from trackd.edge.registry import WorkspaceRegistry
-from trackd.edge.track import TrackEndpoint, new_request_id
+from trackd.edge.track import TrackEndpoint
+from trackd.embedded import FileLease
 from trackd.errors import ContractError
 from trackd.limiter import Limiter, open_limiter
+from trackd.processor.runner import Processor
+from trackd.processor.service import ProcessorService
 from trackd.queue import Queue, open_queue
 from trackd.settings import SETTINGS_ENV, Settings
-from trackd.store import WorkspaceStore, open_workspace_store
+from trackd.store import EventStore, WorkspaceStore, open_event_store, open_workspace_store
 from trackd.wire import contract
 
 log = logging.getLogger(__name__)
 
 EVENT_PREFIX = "/v1/event/"
+COUNTER_FLUSH_SECONDS = 1.0
 
 
 class TrackdApp:
@@ -32,31 +45,70 @@ class TrackdApp:
         settings: Settings,
         *,
         store: WorkspaceStore | None = None,
+        events: EventStore | None = None,
         queue: Queue | None = None,
         limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or open_workspace_store(settings.store_url())
+        self.events = events or open_event_store(settings.store_url())
         self.queue = queue or open_queue(settings.queue_url(), settings)
         self.limiter = limiter or open_limiter(settings.limiter_url())
         self.registry = WorkspaceRegistry(self.store, settings.registry_refresh_seconds)
-        self.track = TrackEndpoint(self.registry, self.limiter, self.queue, settings.max_body_bytes)
+        self.counters = metrics.EdgeCounters()
+        self.track = TrackEndpoint(
+            self.registry, self.limiter, self.queue, settings.max_body_bytes, self.counters
+        )
+        self.read = ReadAPI(
+            self.registry, self.events, self.queue, settings.admin_token or None, self.stats
+        )
+        self.processing: ProcessorService | None = None
+        if settings.embedded_processor():
+            lease = FileLease(settings.data_path / "processor.lease")
+            self.processing = ProcessorService(Processor(self.queue, self.events), lease)
         self._openapi = encode(openapi_document())
+        self._flusher: asyncio.Task[None] | None = None
         self.started = False
+
+    async def stats(self, workspace_id: str) -> dict[str, int | float]:
+        return await workspace_stats(self.events, self.queue, workspace_id)
 
     async def startup(self) -> None:
         await self.store.open()
+        await self.events.open()
         await self.queue.open()
         await self.limiter.open()
         await self.registry.start()
+        if self.processing is not None:
+            await self.processing.start()
+        self._flusher = asyncio.create_task(self._flush_counters(), name="trackd-counters")
         self.started = True
 
     async def shutdown(self) -> None:
         self.started = False
         await self.registry.stop()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._flush_once()
+        if self.processing is not None:
+            await self.processing.stop(self.settings.graceful_timeout_seconds)
         await self.queue.aclose()
         await self.limiter.aclose()
+        await self.events.aclose()
         await self.store.aclose()
+
+    async def _flush_counters(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTER_FLUSH_SECONDS)
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
+        taken = self.counters.take_rejected()
+        try:
+            await self.events.add_counts(taken)
+        except Exception:
+            log.exception("could not record %d rejection counts", sum(taken.values()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -72,18 +124,34 @@ class TrackdApp:
                 await self.track(scope, receive, send, path[len(EVENT_PREFIX) :])
             else:
                 await _error(send, contract.method_not_allowed(), [(b"allow", b"POST")])
+        elif path.startswith(READ_PREFIX):
+            await self.read(scope, receive, send)
         elif method not in ("GET", "HEAD"):
             await _error(send, contract.method_not_allowed() if path in _GETS else _nf())
-        elif path == "/healthz":
+        elif path in _GETS:
+            await self._service_route(path, send)
+        else:
+            await _error(send, _nf())
+
+    async def _service_route(self, path: str, send: Send) -> None:
+        if path == "/healthz":
             await send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             ready = self.started and await self.queue.ready()
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             await send_json(send, 200 if ready else 503, body)
-        elif path == "/openapi.json":
-            await send_json(send, 200, self._openapi)
+        elif path == "/metrics":
+            text = await metrics.render(self.counters, self.registry, self.events, self.queue)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", metrics.CONTENT_TYPE)],
+                }
+            )
+            await send({"type": "http.response.body", "body": text})
         else:
-            await _error(send, _nf())
+            await send_json(send, 200, self._openapi)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -97,12 +165,13 @@ class TrackdApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
+                with contextlib.suppress(Exception):
+                    await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-_GETS = {"/healthz", "/readyz", "/openapi.json"}
+_GETS = {"/healthz", "/readyz", "/openapi.json", "/metrics"}
 
 
 def _nf() -> ContractError:
@@ -110,7 +179,7 @@ def _nf() -> ContractError:
 
 
 async def _error(send: Send, exc: ContractError, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
-    request_id = new_request_id()
+    request_id = contract.new_request_id()
     body = encode(contract.error_body(exc, request_id))
     await send_json(send, exc.status, body, [*headers, (b"x-request-id", request_id.encode())])
 

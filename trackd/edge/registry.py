@@ -27,6 +27,9 @@ class WorkspaceRegistry:
     def get(self, workspace_id: str) -> Workspace | None:
         return self._workspaces.get(workspace_id)
 
+    def ids(self) -> list[str]:
+        return sorted(self._workspaces)
+
     async def reload(self) -> None:
         revision = await self._store.revision()
         if revision != self._revision:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import secrets
 import time
 import zlib
 from urllib.parse import parse_qs
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from trackd.edge.http import (
+    ClientDisconnected,
     Headers,
     Receive,
     Scope,
@@ -29,6 +29,7 @@ from trackd.edge.http import (
     read_body,
     send_json,
 )
+from trackd.edge.metrics import EdgeCounters
 from trackd.edge.registry import WorkspaceRegistry
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
@@ -44,10 +45,6 @@ IDENTITY_ENCODINGS = {b"", b"identity"}
 GZIP_ENCODINGS = {b"gzip", b"x-gzip"}
 RETRY_AFTER_UNAVAILABLE = b"1"
 _decode_json = msgspec.json.Decoder().decode
-
-
-def new_request_id() -> str:
-    return secrets.token_urlsafe(12)
 
 
 def idempotent_request_id(workspace_id: str, key: bytes) -> str:
@@ -74,7 +71,7 @@ class Request:
         self.workspace_id = workspace_id
         self.headers = header_map(scope)
         self.query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        self.request_id = new_request_id()
+        self.request_id = contract.new_request_id()
         self.body = b""
         self.inflate_failed = False
 
@@ -90,16 +87,20 @@ class TrackEndpoint:
         limiter: Limiter,
         queue: Queue,
         max_body: int,
+        counters: EdgeCounters,
     ) -> None:
         self.registry = registry
         self.limiter = limiter
         self.queue = queue
         self.max_body = max_body
+        self.counters = counters
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, workspace_id: str) -> None:
         request = Request(scope, workspace_id)
         try:
             status, body, headers = await self._handle(request, receive)
+        except ClientDisconnected:
+            return  # nothing to answer, nothing kept
         except ContractError as exc:
             status, body = exc.status, self._fail(exc, request)
             headers = await self._error_headers(exc, request)
@@ -107,6 +108,9 @@ class TrackEndpoint:
             log.exception("unexpected failure on request %s", request.request_id)
             status, body, headers = 500, self._fail(contract.unexpected(), request), []
         headers.append((b"x-request-id", request.request_id.encode()))
+        self.counters.responses[status] += 1
+        if status != 200 and self.registry.get(workspace_id) is not None:
+            self.counters.rejected[workspace_id] += 1
         await send_json(send, status, body, headers)
 
     @staticmethod
@@ -146,12 +150,15 @@ class TrackEndpoint:
             user_identifiers=validated.user_identifiers,
             actions=validated.actions,
             warnings=validated.warnings,
+            event_count=validated.event_count,
         )
         try:
             await self.queue.put(envelope, idempotent=bool(key))  # row 27
         except QueueUnavailable as exc:
             log.warning("queue refused request %s: %s", request.request_id, exc)
             raise contract.queue_unavailable() from exc
+        self.counters.accepted_events += validated.event_count
+        self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
 
     @staticmethod

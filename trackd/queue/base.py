@@ -14,6 +14,14 @@ class Delivery(NamedTuple):
     envelope: Envelope
 
 
+class Backlog(NamedTuple):
+    """What a consumer has not yet acknowledged of one workspace."""
+
+    envelopes: int
+    events: int
+    oldest_received_at: int | None  # epoch ms of the oldest waiting envelope
+
+
 class Queue(Protocol):
     """A durable log of envelopes, read in order by named consumers.
 
@@ -31,7 +39,8 @@ class Queue(Protocol):
       at least once: what is not acknowledged comes again after `nack` or a restart.
     - `ack` commits the consumer's position past the given deliveries; consumed entries are
       reclaimed once every consumer has acknowledged them, so the log does not grow unbounded.
-    - `ready` is True while the queue can take writes. `lag` counts unacknowledged envelopes.
+    - `ready` is True while the queue can take writes. `lag` counts unacknowledged envelopes;
+      `backlog` tells, for one workspace, the envelopes and events not yet acknowledged.
     - `aclose` waits for pending puts to finish, then releases the engine. Idempotent.
     """
 
@@ -50,5 +59,7 @@ class Queue(Protocol):
     async def ready(self) -> bool: ...
 
     async def lag(self, consumer: str) -> int: ...
+
+    async def backlog(self, consumer: str, workspace_id: str) -> Backlog: ...
 
     async def aclose(self) -> None: ...

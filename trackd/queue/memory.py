@@ -7,7 +7,7 @@ import time
 
 from trackd.errors import QueueUnavailable
 from trackd.models import Envelope
-from trackd.queue.base import Delivery
+from trackd.queue.base import Backlog, Delivery
 
 
 class MemoryQueue:
@@ -70,6 +70,19 @@ class MemoryQueue:
     async def lag(self, consumer: str) -> int:
         position = self._committed.get(consumer, 0)
         return sum(1 for d in self._log if d.seq > position)
+
+    async def backlog(self, consumer: str, workspace_id: str) -> Backlog:
+        position = self._committed.get(consumer, 0)
+        waiting = [
+            d.envelope
+            for d in self._log
+            if d.seq > position and d.envelope.workspace_id == workspace_id
+        ]
+        return Backlog(
+            len(waiting),
+            sum(e.event_count for e in waiting),
+            min((e.received_at for e in waiting), default=None),
+        )
 
     async def aclose(self) -> None:
         self._closed = True

@@ -20,7 +20,7 @@ from pathlib import Path
 from trackd.embedded import connect
 from trackd.errors import QueueUnavailable
 from trackd.models import Envelope
-from trackd.queue.base import Delivery
+from trackd.queue.base import Backlog, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL,
     workspace TEXT NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    received_at INTEGER NOT NULL DEFAULT 0,
     body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dedupe (
@@ -46,7 +48,7 @@ POLL_SECONDS = 0.02  # how often a consumer looks for other processes' appends
 RECLAIM_EVERY = 64  # acks between deletes of consumed rows
 MAX_BATCH = 4096
 
-_Item = tuple[str, str, bytes, bool]  # request_id, workspace, body, idempotent
+_Item = tuple[str, str, int, int, bytes, bool]  # id, workspace, events, received, body, idem
 
 
 class SQLiteQueue:
@@ -89,7 +91,14 @@ class SQLiteQueue:
             raise QueueUnavailable("the queue is closed")
         if len(self._pending) >= self._max_pending:
             raise QueueUnavailable("too many writes are waiting for the disk")
-        item = (envelope.request_id, envelope.workspace_id, envelope.encode(), idempotent)
+        item = (
+            envelope.request_id,
+            envelope.workspace_id,
+            envelope.event_count,
+            envelope.received_at,
+            envelope.encode(),
+            idempotent,
+        )
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._wakeup.set()
@@ -127,17 +136,20 @@ class SQLiteQueue:
         now = time.time()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for request_id, workspace, body, idempotent in items:
-                if idempotent:
+            for request_id, workspace, events, received_at, body, idempotent in items:
+                if idempotent:  # a request_id whose window has passed is taken again
                     cur = conn.execute(
-                        "INSERT OR IGNORE INTO dedupe VALUES (?, ?)", (request_id, now)
+                        "INSERT INTO dedupe VALUES (?, ?) ON CONFLICT(request_id) DO UPDATE "
+                        "SET created = excluded.created WHERE created <= ?",
+                        (request_id, now, now - self._dedupe_seconds),
                     )
                     if cur.rowcount == 0:
                         results.append(False)
                         continue
                 conn.execute(
-                    "INSERT INTO log (request_id, workspace, body) VALUES (?, ?, ?)",
-                    (request_id, workspace, body),
+                    "INSERT INTO log (request_id, workspace, events, received_at, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (request_id, workspace, events, received_at, body),
                 )
                 results.append(True)
             conn.execute("COMMIT")
@@ -168,9 +180,16 @@ class SQLiteQueue:
 
     async def _position(self, consumer: str) -> int:
         if consumer not in self._cursor:
+            await self._run_write(self._register_sync, consumer)
             rows = await self._read("SELECT position FROM consumers WHERE name = ?", (consumer,))
-            self._cursor[consumer] = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+            self._cursor[consumer] = int(rows[0][0])  # type: ignore[call-overload]
         return self._cursor[consumer]
+
+    def _register_sync(self, consumer: str) -> None:
+        """A consumer exists from its first read, so reclaim keeps what it has not acked."""
+        with self._rconn as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR IGNORE INTO consumers VALUES (?, 0)", (consumer,))
 
     async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]:
         deadline = time.monotonic() + timeout
@@ -254,6 +273,16 @@ class SQLiteQueue:
             (consumer,),
         )
         return int(rows[0][0])  # type: ignore[call-overload]
+
+    async def backlog(self, consumer: str, workspace_id: str) -> Backlog:
+        rows = await self._read(
+            "SELECT count(*), coalesce(sum(events), 0), min(received_at) FROM log "
+            "WHERE workspace = ? AND seq > "
+            "coalesce((SELECT position FROM consumers WHERE name = ?), 0)",
+            (workspace_id, consumer),
+        )
+        envelopes, events, oldest = rows[0]
+        return Backlog(int(envelopes), int(events), None if oldest is None else int(oldest))  # type: ignore[call-overload]
 
     async def aclose(self) -> None:
         if self._writer_task is None:

@@ -7,6 +7,7 @@ returns a fresh `ContractError`; the edge renders it as
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from trackd.errors import ContractError
@@ -18,6 +19,11 @@ MALFORMED_JSON = (
 MISSING = "MissingAttributeError"
 
 SUCCESS_MESSAGE = "Your request has been accepted and will be processed soon."
+
+
+def new_request_id() -> str:
+    """16 URL-safe characters (96 random bits): no two requests share one."""
+    return secrets.token_urlsafe(12)
 
 
 def error_body(exc: ContractError, request_id: str) -> dict[str, object]:

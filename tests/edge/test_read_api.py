@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.conftest import SEED_BODY, Harness, basic
+
+pytestmark = pytest.mark.anyio
+
+
+async def _eventually(harness: Harness, path: str, ready: Any, **kw: Any) -> Any:
+    deadline = time.monotonic() + 2
+    while True:
+        response = await harness.client.get(
+            path, headers={"Authorization": basic("WS1", harness.key)}, **kw
+        )
+        if ready(response) or time.monotonic() > deadline:
+            return response
+        await anyio.sleep(0.02)
+
+
+async def test_an_accepted_event_is_readable_with_every_field(harness: Harness) -> None:
+    sent = await harness.post(
+        SEED_BODY, headers={**harness.headers(), "X-Forwarded-For": "203.0.113.195"}
+    )
+    request_id = sent.json()["request_id"]
+    response = await _eventually(
+        harness, "/api/workspaces/WS1/events", lambda r: r.json()["events"]
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "events": [
+            {
+                "event_id": f"{request_id}-0",
+                "request_id": request_id,
+                "action": "ProductAdded",
+                "attributes": {"product": "Accessories", "color": "Black", "Brand": "Adidas"},
+                "platform": "ANDROID",
+                "platform_raw": None,
+                "app_version": "1.2.3",
+                "user_time": "2024-02-26T09:24:13.396Z",
+                "current_time": "2024-02-26T09:24:13.396Z",
+                "user_timezone_offset": 0,
+                "received_at": response.json()["events"][0]["received_at"],
+                "client_ip": "203.0.113.195",
+                "device_id": "123",
+                "customer_id": "123",
+                "project_code": None,
+                "moe_os_type": None,
+            }
+        ],
+        "next_cursor": None,
+    }
+    user = await harness.client.get(
+        "/api/workspaces/WS1/users/123", headers={"Authorization": basic("WS1", harness.key)}
+    )
+    assert user.json() == {
+        "customer_id": "123",
+        "attributes": {},
+        "identifiers": {},
+        "first_seen": "2024-02-26T09:24:13.396Z",
+        "last_seen": "2024-02-26T09:24:13.396Z",
+        "event_count": 1,
+        "devices": [
+            {
+                "device_id": "123",
+                "platform": "ANDROID",
+                "app_version": "1.2.3",
+                "first_seen": "2024-02-26T09:24:13.396Z",
+                "last_seen": "2024-02-26T09:24:13.396Z",
+                "last_ip": "203.0.113.195",
+            }
+        ],
+    }
+    stats = await harness.client.get(
+        "/api/workspaces/WS1/stats", headers={"Authorization": "Bearer tok"}
+    )
+    assert stats.json() == {
+        "accepted_events": 1,
+        "rejected_requests": 0,
+        "processed_events": 1,
+        "dropped_events": 0,
+        "lag_events": 0,
+        "lag_seconds": 0.0,
+    }
+    metrics = await harness.client.get("/metrics")
+    assert 'trackd_requests_total{status="200"} 1.0' in metrics.text

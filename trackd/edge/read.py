@@ -1,0 +1,148 @@
+"""trackd's own read API under `/api/workspaces/{ws}/…`: users, events, schema, issues, stats.
+
+Authenticated with the workspace's Basic credentials (the same checks as `/v1`), or with
+``Authorization: Bearer <admin token>`` for every workspace. A key of one workspace never reads
+another: the Basic user must be the workspace in the path (403 otherwise).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
+from trackd.edge.registry import WorkspaceRegistry
+from trackd.errors import ContractError
+from trackd.models import Workspace
+from trackd.processor.runner import CONSUMER
+from trackd.queue.base import Queue
+from trackd.store.base import EventQuery, EventStore
+from trackd.wire import contract
+from trackd.wire.auth import check_key, parse_basic
+from trackd.wire.times import parse_time
+
+PREFIX = "/api/workspaces/"
+MAX_LIMIT = 1000
+
+
+def _bad(message: str, attribute: str) -> ContractError:
+    return ContractError(400, "InvalidParams", message, attribute)
+
+
+class ReadAPI:
+    def __init__(
+        self,
+        registry: WorkspaceRegistry,
+        store: EventStore,
+        queue: Queue,
+        admin_token: str | None,
+        stats: Any,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.queue = queue
+        self.admin_token = admin_token
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = contract.new_request_id()
+        try:
+            status, body = await self._route(scope)
+        except ContractError as exc:
+            status, body = exc.status, contract.error_body(exc, request_id)
+        await send_json(send, status, encode(body), [(b"x-request-id", request_id.encode())])
+
+    async def _route(self, scope: Scope) -> tuple[int, Any]:
+        parts = scope["path"][len(PREFIX) :].split("/")
+        if scope["method"] not in ("GET", "HEAD"):
+            raise contract.method_not_allowed()
+        workspace = self._authorise(scope, parts[0])
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        match parts[1:]:
+            case ["users", customer_id] if customer_id:
+                user = await self.store.user(workspace.id, customer_id)
+                if user is None:
+                    raise ContractError(404, "NotFound", "No such user", "customer_id")
+                return 200, user
+            case ["events"]:
+                events, cursor = await self.store.events(_event_query(workspace.id, query))
+                return 200, {
+                    "events": events,
+                    "next_cursor": None if cursor is None else str(cursor),
+                }
+            case ["schema"]:
+                return 200, await self.store.schema(workspace.id)
+            case ["issues"]:
+                return 200, {"issues": await self.store.issues(workspace.id, _time(query, "since"))}
+            case ["stats"]:
+                return 200, await self.stats(workspace.id)
+        raise contract.not_found_route()
+
+    def _authorise(self, scope: Scope, workspace_id: str) -> Workspace:
+        header = header_map(scope).get(b"authorization")
+        if header is not None and header[:7].lower() == b"bearer " and self.admin_token:
+            if not hmac.compare_digest(header[7:].strip(), self.admin_token.encode()):
+                raise ContractError(401, contract.AUTH, "Invalid admin token")
+            workspace = self.registry.get(workspace_id)
+        else:
+            username, password = parse_basic(header)
+            workspace = self.registry.get(username)
+            if workspace is None:
+                raise contract.unknown_workspace()
+            check_key(password, workspace.key_hash)
+            if username != workspace_id:
+                raise ContractError(403, "Forbidden", "These credentials are for another workspace")
+        if workspace is None:
+            raise ContractError(404, "NotFound", "No such workspace")
+        return workspace
+
+
+def _time(query: dict[str, str], name: str) -> int | None:
+    if name not in query:
+        return None
+    value = parse_time(query[name])
+    if value is None:
+        raise _bad(f"{name} is expected to be an epoch timestamp or an ISO 8601 date-time", name)
+    return value
+
+
+def _event_query(workspace_id: str, query: dict[str, str]) -> EventQuery:
+    limit = query.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        raise _bad(f"limit is expected to be an integer from 1 to {MAX_LIMIT}", "limit")
+    cursor = query.get("cursor")
+    if cursor is not None and not cursor.isdigit():
+        raise _bad("cursor is expected to be a next_cursor value", "cursor")
+    return EventQuery(
+        workspace_id=workspace_id,
+        customer_id=query.get("customer_id"),
+        action=query.get("action"),
+        since=_time(query, "since"),
+        until=_time(query, "until"),
+        limit=int(limit),
+        before_seq=int(cursor) if cursor is not None else None,
+    )
+
+
+async def workspace_stats(
+    store: EventStore, queue: Queue, workspace_id: str, now_ms: int | None = None
+) -> dict[str, int | float]:
+    """`accepted_events` = processed + dropped + still waiting in the queue."""
+    counts = await store.counts(workspace_id)
+    backlog = await queue.backlog(CONSUMER, workspace_id)
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    processed = counts.get("processed_events", 0)
+    dropped = counts.get("dropped_events", 0)
+    lag_seconds = 0.0
+    if backlog.oldest_received_at is not None:
+        lag_seconds = max(0.0, (now_ms - backlog.oldest_received_at) / 1000)
+    return {
+        "accepted_events": processed + dropped + backlog.events,
+        "rejected_requests": counts.get("rejected_requests", 0),
+        "processed_events": processed,
+        "dropped_events": dropped,
+        "lag_events": backlog.events,
+        "lag_seconds": round(lag_seconds, 3),
+    }

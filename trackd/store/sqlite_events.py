@@ -1,0 +1,371 @@
+"""The embedded EventStore: users, devices, events, schema and issues in the data dir's SQLite.
+
+A batch is one `BEGIN IMMEDIATE … COMMIT`: plans whose request id is in `processed` are skipped,
+the rest are rolled up (`trackd.processor.rollup`) into a few bulk upserts. Events are stored
+whole as JSON beside the columns the read API filters on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from trackd.embedded import connect
+from trackd.errors import StoreError
+from trackd.models import EventRecord, Plan
+from trackd.processor.rollup import Rollup, rollup
+from trackd.store.base import EventQuery
+from trackd.wire.times import iso
+
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+_decode_event = msgspec.json.Decoder(EventRecord).decode
+_decode = msgspec.json.decode
+
+
+def _migrations() -> str:
+    return (resources.files("trackd.store") / "migrations" / "sqlite_0001_events.sql").read_text()
+
+
+class SQLiteEventStore:
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="trackd-events")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                raise StoreError("the event store is not open")
+            return fn(self._conn)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except sqlite3.Error as exc:
+            raise StoreError(f"event store at {self._path}: {exc}") from exc
+
+    async def open(self) -> None:
+        def opened() -> sqlite3.Connection:
+            conn = connect(self._path, "NORMAL")  # the queue holds the durable copy
+            conn.executescript(_migrations())
+            return conn
+
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(self._pool, opened)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the event store at {self._path}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._pool, conn.close)
+        self._pool.shutdown(wait=False)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def apply(self, plans: list[Plan]) -> None:
+        if plans:
+            await self._run(lambda conn: _apply(conn, plans))
+
+    async def add_counts(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add to per-workspace counters (the edge's rejected requests, say)."""
+
+        def add(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                _add_counters(conn, counts)
+
+        if counts:
+            await self._run(add)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def user(self, workspace_id: str, customer_id: str) -> dict[str, Any] | None:
+        return await self._run(lambda conn: _user(conn, workspace_id, customer_id))
+
+    async def events(self, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
+        return await self._run(lambda conn: _events(conn, query))
+
+    async def schema(self, workspace_id: str) -> dict[str, Any]:
+        return await self._run(lambda conn: _schema(conn, workspace_id))
+
+    async def issues(self, workspace_id: str, since: int | None) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT request_id, action_index, attribute, reason, at FROM issues "
+                "WHERE workspace = ? AND at >= ? ORDER BY id LIMIT 10000",
+                (workspace_id, since or 0),
+            ).fetchall()
+            return [
+                {"request_id": r, "index": i, "attribute": a, "reason": why, "at": iso(at)}
+                for r, i, a, why, at in rows
+            ]
+
+        return await self._run(read)
+
+    async def counts(self, workspace_id: str) -> dict[str, int]:
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT name, value FROM counters WHERE workspace = ?", (workspace_id,)
+            ).fetchall()
+        )
+        return {name: int(value) for name, value in rows}
+
+
+def _apply(conn: sqlite3.Connection, plans: list[Plan]) -> None:
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        fresh = _unprocessed(conn, plans)
+        if not fresh:
+            return
+        conn.executemany(
+            "INSERT INTO processed VALUES (?, ?)", [(p.request_id, p.workspace_id) for p in fresh]
+        )
+        resolved = [_resolve(conn, plan) for plan in fresh]
+        resolved = [p for p in resolved if p is not None]
+        _write_events(conn, resolved)
+        _write_profiles(conn, resolved)
+        _write_rollup(conn, rollup(resolved))
+        conn.executemany(
+            "INSERT INTO issues (workspace, request_id, action_index, attribute, reason, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (p.workspace_id, i.request_id, i.index, i.attribute, i.reason, i.at)
+                for p in resolved
+                for i in p.issues
+            ],
+        )
+
+
+def _unprocessed(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
+    ids = list({p.request_id for p in plans})
+    seen: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        seen.update(
+            r
+            for (r,) in conn.execute(
+                f"SELECT request_id FROM processed WHERE request_id IN ({marks})", chunk
+            )
+        )
+    fresh = []
+    for plan in plans:
+        if plan.request_id not in seen:
+            seen.add(plan.request_id)
+            fresh.append(plan)
+    return fresh
+
+
+def _resolve(conn: sqlite3.Connection, plan: Plan) -> Plan | None:
+    """The customer id an envelope belongs to; Identity Resolution looks identifiers up."""
+    if not plan.identifiers:
+        return plan
+    ws = plan.workspace_id
+    customer_id = plan.customer_id
+    if customer_id is None:
+        for name, value in plan.identifiers.items():
+            row = conn.execute(
+                "SELECT customer_id FROM user_identifiers "
+                "WHERE workspace = ? AND name = ? AND value = ?",
+                (ws, name, value),
+            ).fetchone()
+            if row is not None:
+                customer_id = row[0]
+                break
+    if customer_id is None:
+        name, value = next(iter(plan.identifiers.items()))
+        customer_id = f"{name}:{value}"
+    conn.executemany(
+        "INSERT OR IGNORE INTO user_identifiers VALUES (?, ?, ?, ?)",
+        [(ws, n, v, customer_id) for n, v in plan.identifiers.items()],
+    )
+    return msgspec.structs.replace(plan, customer_id=customer_id)
+
+
+def _write_events(conn: sqlite3.Connection, plans: list[Plan]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO events (event_id, workspace, customer_id, action, event_time, "
+        "doc) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (e.event_id, p.workspace_id, p.customer_id, e.action, e.current_time, _encode(e))
+            for p in plans
+            for e in p.events
+        ],
+    )
+
+
+def _write_profiles(conn: sqlite3.Connection, plans: list[Plan]) -> None:
+    """Track User plans set attributes; identifiers are remembered on the profile."""
+    for plan in plans:
+        attributes = _encode(plan.user_attributes or {}).decode()
+        identifiers = _encode(plan.identifiers or {}).decode()
+        if plan.kind == "customer" and plan.update_existing_only:
+            conn.execute(
+                "UPDATE users SET attributes = json_patch(attributes, ?) "
+                "WHERE workspace = ? AND customer_id = ?",
+                (attributes, plan.workspace_id, plan.customer_id),
+            )
+        elif plan.kind == "customer" or plan.identifiers:
+            conn.execute(
+                "INSERT INTO users (workspace, customer_id, attributes, identifiers, "
+                "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (workspace, customer_id) DO UPDATE SET "
+                "attributes = json_patch(attributes, excluded.attributes), "
+                "identifiers = json_patch(identifiers, excluded.identifiers), "
+                "last_seen = max(last_seen, excluded.last_seen)",
+                (
+                    plan.workspace_id,
+                    plan.customer_id,
+                    attributes,
+                    identifiers,
+                    plan.received_at,
+                    plan.received_at,
+                ),
+            )
+
+
+def _write_rollup(conn: sqlite3.Connection, r: Rollup) -> None:
+    conn.executemany(
+        "INSERT INTO users (workspace, customer_id, first_seen, last_seen, event_count) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, customer_id) DO UPDATE SET "
+        "first_seen = min(first_seen, excluded.first_seen), "
+        "last_seen = max(last_seen, excluded.last_seen), "
+        "event_count = event_count + excluded.event_count",
+        [(ws, c, u.first_seen, u.last_seen, u.event_count) for (ws, c), u in r.users.items()],
+    )
+    conn.executemany(
+        "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (workspace, customer_id, device_id) DO UPDATE SET "
+        "first_seen = min(first_seen, excluded.first_seen), "
+        "platform = CASE WHEN excluded.last_seen >= last_seen THEN excluded.platform "
+        "ELSE platform END, "
+        "app_version = CASE WHEN excluded.last_seen >= last_seen THEN excluded.app_version "
+        "ELSE app_version END, "
+        "last_ip = CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_ip "
+        "ELSE last_ip END, "
+        "last_seen = max(last_seen, excluded.last_seen)",
+        [
+            (ws, c, d, v.platform, v.app_version, v.first_seen, v.last_seen, v.last_ip)
+            for (ws, c, d), v in r.devices.items()
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO schema_events VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (workspace, action) DO UPDATE SET count = count + excluded.count, "
+        "first_seen = min(first_seen, excluded.first_seen), "
+        "last_seen = max(last_seen, excluded.last_seen)",
+        [(ws, a, n, first, last) for (ws, a), (n, first, last) in r.event_names.items()],
+    )
+    conn.executemany(
+        "INSERT INTO schema_attributes VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (workspace, action, attribute, type) DO UPDATE SET "
+        "count = count + excluded.count",
+        [(*key, n) for key, n in r.attributes.items()],
+    )
+    _add_counters(conn, r.counters)
+
+
+def _add_counters(conn: sqlite3.Connection, counters: dict[tuple[str, str], int]) -> None:
+    conn.executemany(
+        "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT (workspace, name) "
+        "DO UPDATE SET value = value + excluded.value",
+        [(ws, name, n) for (ws, name), n in counters.items()],
+    )
+
+
+def _user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT attributes, identifiers, first_seen, last_seen, event_count FROM users "
+        "WHERE workspace = ? AND customer_id = ?",
+        (ws, customer_id),
+    ).fetchone()
+    if row is None:
+        return None
+    attributes, identifiers, first_seen, last_seen, event_count = row
+    devices = conn.execute(
+        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
+        "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
+        (ws, customer_id),
+    ).fetchall()
+    return {
+        "customer_id": customer_id,
+        "attributes": _decode(attributes),
+        "identifiers": _decode(identifiers),
+        "first_seen": iso(first_seen),
+        "last_seen": iso(last_seen),
+        "event_count": event_count,
+        "devices": [
+            {
+                "device_id": d,
+                "platform": p,
+                "app_version": v,
+                "first_seen": iso(f),
+                "last_seen": iso(last),
+                "last_ip": ip,
+            }
+            for d, p, v, f, last, ip in devices
+        ],
+    }
+
+
+def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
+    where, args = ["workspace = ?"], [q.workspace_id]
+    for clause, value in (
+        ("customer_id = ?", q.customer_id),
+        ("action = ?", q.action),
+        ("event_time >= ?", q.since),
+        ("event_time < ?", q.until),
+        ("seq < ?", q.before_seq),
+    ):
+        if value is not None:
+            where.append(clause)
+            args.append(value)  # type: ignore[arg-type]
+    rows = conn.execute(
+        f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
+        "ORDER BY seq DESC LIMIT ?",
+        (*args, q.limit + 1),
+    ).fetchall()
+    page = rows[: q.limit]
+    cursor = page[-1][0] if len(rows) > q.limit else None
+    return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
+
+
+def event_view(event: EventRecord, customer_id: str) -> dict[str, Any]:
+    """An event as the read API shows it: times as ISO 8601 UTC."""
+    view = msgspec.structs.asdict(event)
+    view["customer_id"] = customer_id
+    for name in ("user_time", "current_time", "received_at"):
+        view[name] = iso(view[name])
+    return view
+
+
+def _schema(conn: sqlite3.Connection, ws: str) -> dict[str, Any]:
+    events: dict[str, dict[str, Any]] = {}
+    for action, count, first, last in conn.execute(
+        "SELECT action, count, first_seen, last_seen FROM schema_events WHERE workspace = ? "
+        "ORDER BY action",
+        (ws,),
+    ):
+        events[action] = {
+            "action": action,
+            "count": count,
+            "first_seen": iso(first),
+            "last_seen": iso(last),
+            "attributes": {},
+        }
+    for action, attribute, type_, count in conn.execute(
+        "SELECT action, attribute, type, count FROM schema_attributes WHERE workspace = ? "
+        "ORDER BY action, attribute, type",
+        (ws,),
+    ):
+        if action in events:
+            events[action]["attributes"].setdefault(attribute, {})[type_] = count
+    return {"events": list(events.values())}
