@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 DEFAULT_RATE_LIMIT = 30_000  # events per 60 s, per workspace (REF §3)
+DEFAULT_USER_RATE_LIMIT = 10_000
 DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.md §3)
 
 
@@ -18,6 +19,7 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     key_hash: str | None  # sha256 hex of the Data API key; None: no active key (row 9)
     suspended: bool = False
     rate_limit: int = DEFAULT_RATE_LIMIT
+    user_rate_limit: int = DEFAULT_USER_RATE_LIMIT  # Track User updates per 60 s (REF §3)
     portfolio: bool = False
     strict: bool = False
     identity_resolution: tuple[str, ...] = ()

@@ -88,3 +88,56 @@ async def test_an_accepted_event_is_readable_with_every_field(harness: Harness) 
     }
     metrics = await harness.client.get("/metrics")
     assert 'trackd_requests_total{status="200"} 1.0' in metrics.text
+
+
+async def test_track_user_sets_attributes_beside_the_events_of_the_same_user(
+    harness: Harness,
+) -> None:
+    await harness.post(SEED_BODY)
+    response = await harness.client.post(
+        "/v1/customer/WS1",
+        json={
+            "type": "customer",
+            "customer_id": "123",
+            "attributes": {"name": "Ada", "email": None, "moe_x": 1, "moe_spam": False, "id": 7},
+            "platforms": [{"platform": "ANDROID", "active": "true"}],
+        },
+        headers=harness.headers(),
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "success",
+        "message": "Your request has been accepted and will be processed soon.",
+        "request_id": response.headers["x-request-id"],
+        "warnings": [
+            {"index": 0, "attribute": "id", "reason": "reserved_name"},
+            {"index": 0, "attribute": "moe_x", "reason": "reserved_prefix"},
+        ],
+    }
+    user = await _eventually(
+        harness,
+        "/api/workspaces/WS1/users/123",
+        lambda r: r.status_code == 200 and r.json()["attributes"],
+    )
+    assert user.json()["attributes"] == {
+        "name": "Ada",
+        "platforms": [{"platform": "ANDROID", "active": "true"}],
+        "moe_spam": False,
+    }
+    assert user.json()["event_count"] == 1
+
+
+async def test_track_user_with_the_wrong_type_is_rejected(harness: Harness) -> None:
+    response = await harness.client.post(
+        "/v1/customer/WS1", json={"type": "event", "customer_id": "1"}, headers=harness.headers()
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "status": "fail",
+        "error": {
+            "message": "type should be customer",
+            "type": "AttributeError",
+            "attribute": "type",
+            "request_id": response.headers["x-request-id"],
+        },
+    }

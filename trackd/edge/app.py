@@ -35,7 +35,7 @@ from trackd.wire import contract
 
 log = logging.getLogger(__name__)
 
-EVENT_PREFIX = "/v1/event/"
+V1_PREFIXES = ("/v1/event/", "/v1/customer/")
 COUNTER_FLUSH_SECONDS = 1.0
 
 
@@ -56,9 +56,17 @@ class TrackdApp:
         self.limiter = limiter or open_limiter(settings.limiter_url())
         self.registry = WorkspaceRegistry(self.store, settings.registry_refresh_seconds)
         self.counters = metrics.EdgeCounters()
-        self.track = TrackEndpoint(
-            self.registry, self.limiter, self.queue, settings.max_body_bytes, self.counters
-        )
+        self.v1 = {
+            prefix: TrackEndpoint(
+                self.registry,
+                self.limiter,
+                self.queue,
+                settings.max_body_bytes,
+                self.counters,
+                kind=prefix.split("/")[2],
+            )
+            for prefix in V1_PREFIXES
+        }
         self.read = ReadAPI(
             self.registry, self.events, self.queue, settings.admin_token or None, self.stats
         )
@@ -119,9 +127,11 @@ class TrackdApp:
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        if path.startswith(EVENT_PREFIX) and "/" not in path[len(EVENT_PREFIX) :]:
+        prefix, _, workspace_id = path.rpartition("/")
+        endpoint = self.v1.get(prefix + "/")
+        if endpoint is not None and workspace_id:
             if method == "POST":
-                await self.track(scope, receive, send, path[len(EVENT_PREFIX) :])
+                await endpoint(scope, receive, send, workspace_id)
             else:
                 await _error(send, contract.method_not_allowed(), [(b"allow", b"POST")])
         elif path.startswith(READ_PREFIX):

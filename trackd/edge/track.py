@@ -1,4 +1,4 @@
-"""`POST /v1/event/{workspace_id}`: the contract's check table, in order, on raw ASGI.
+"""`POST /v1/event/{ws}` (and Track User, `/v1/customer/{ws}`): the check table, in order.
 
 Rows 1-15 (size, auth, headers, body) are here; rows 16-25 are `trackd.wire.event`; row 26 is
 the limiter, row 27 the queue, row 28 anything unexpected. Every response carries
@@ -37,6 +37,7 @@ from trackd.models import Envelope, Workspace
 from trackd.queue.base import Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
+from trackd.wire.customer import validate_customer
 from trackd.wire.event import Validated, validate_event
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,15 @@ class TrackEndpoint:
         queue: Queue,
         max_body: int,
         counters: EdgeCounters,
+        kind: str = "event",
     ) -> None:
         self.registry = registry
         self.limiter = limiter
         self.queue = queue
         self.max_body = max_body
         self.counters = counters
+        self.kind = kind
+        self.validate = validate_event if kind == "event" else validate_customer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, workspace_id: str) -> None:
         request = Request(scope, workspace_id)
@@ -123,16 +127,17 @@ class TrackEndpoint:
         workspace = self._authenticate(request)  # rows 2-11
         self._check_headers(request)  # rows 12-13
         payload = self._decode(request)  # rows 14-15
-        validated = validate_event(payload, workspace, request.param("project_code"), received_ms)
+        validated = self.validate(payload, workspace, request.param("project_code"), received_ms)
+        limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
         if key:
             request.request_id = idempotent_request_id(workspace.id, key)
             if await self.queue.seen(request.request_id):  # the first response again
-                decision = await self.limiter.peek(workspace.id, workspace.rate_limit)
+                decision = await self.limiter.peek(limit_key, limit)
                 return self._success(request, validated, decision)
         try:
             decision = await self.limiter.acquire(  # row 26
-                workspace.id, validated.event_count, workspace.rate_limit
+                limit_key, validated.event_count, limit
             )
         except BackendError as exc:
             log.warning("rate limiter failed on request %s: %s", request.request_id, exc)
@@ -151,6 +156,9 @@ class TrackEndpoint:
             actions=validated.actions,
             warnings=validated.warnings,
             event_count=validated.event_count,
+            kind=self.kind,
+            user_attributes=validated.user_attributes,
+            update_existing_only=validated.update_existing_only,
         )
         try:
             await self.queue.put(envelope, idempotent=bool(key))  # row 27
@@ -160,6 +168,12 @@ class TrackEndpoint:
         self.counters.accepted_events += validated.event_count
         self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
+
+    def limit(self, workspace: Workspace) -> tuple[str, int]:
+        """Events count against the workspace's event limit; user updates against their own."""
+        if self.kind == "event":
+            return workspace.id, workspace.rate_limit
+        return f"{workspace.id}/users", workspace.user_rate_limit
 
     @staticmethod
     def _success(
@@ -244,7 +258,7 @@ class TrackEndpoint:
         if workspace is None:
             return []
         try:
-            decision = await self.limiter.peek(workspace.id, workspace.rate_limit)
+            decision = await self.limiter.peek(*self.limit(workspace))
         except Exception:
             log.exception("rate limiter unavailable for headers")
             return []

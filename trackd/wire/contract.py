@@ -215,6 +215,7 @@ REASONS = {
     "customer_id_disallowed": "is a customer_id value MoEngage does not allow",
     "unknown_platform": "is not one of ANDROID, iOS, web, TV, unknown",
     "invalid_type": "has a type this field does not take",
+    "reserved_name": "is a user attribute name MoEngage blocks (id, _id or empty)",
 }
 
 

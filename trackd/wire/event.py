@@ -34,6 +34,8 @@ class Validated(msgspec.Struct, frozen=True):
     actions: list[Action]
     warnings: list[Warning]
     event_count: int  # actions as sent: what the rate limit counts
+    user_attributes: dict[str, Any] | None = None  # Track User only
+    update_existing_only: bool = False  # Track User only
 
 
 def validate_event(
@@ -41,7 +43,7 @@ def validate_event(
 ) -> Validated:
     if not isinstance(payload, dict):
         raise contract.not_an_object()  # row 16
-    _check_type(payload, "event")  # row 17
+    check_type(payload, "event")  # row 17
     check_project(workspace, project_code)  # row 18
     customer_id, identifiers = _check_customer(payload, workspace)  # rows 19-20
     raw_actions = _check_actions(payload)  # rows 21-24
@@ -59,11 +61,11 @@ def validate_event(
         if action is not None:
             actions.append(action)
     if workspace.strict and warnings:
-        raise _strict(warnings[0], disallowed)
+        raise strict_error(warnings[0])
     return Validated(customer_id, device_id, identifiers, actions, warnings, len(raw_actions))
 
 
-def _check_type(payload: dict[str, Any], expected: str) -> None:
+def check_type(payload: dict[str, Any], expected: str) -> None:
     if "type" not in payload:
         raise contract.type_missing()
     if payload["type"] != expected:
@@ -124,7 +126,7 @@ def _check_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
     if not actions:
         raise contract.actions_empty()
     if not all(isinstance(a, dict) for a in actions):
-        raise contract.malformed_json()  # row 22
+        raise contract.malformed_json("actions")  # row 22 (rows 17-25 carry "attribute")
     for a in actions:  # row 23
         if a.get("action") is None:
             raise contract.not_found("action")
@@ -228,10 +230,14 @@ def _optional_text(raw: dict[str, Any], field: str, problems: list[values.Proble
     return None
 
 
-def _strict(first: Warning, disallowed: bool) -> Exception:
-    """The field a strict-mode 400 names for a warning."""
-    if disallowed:
-        return contract.strict_violation("customer_id", first.reason)
-    whole_event = {"reserved_prefix": "action", "future_dated": "current_time"}
-    attribute = first.attribute or whole_event.get(first.reason, "action")
+_WHOLE_EVENT_FIELDS = {
+    "reserved_prefix": "action",
+    "future_dated": "current_time",
+    "customer_id_disallowed": "customer_id",
+}
+
+
+def strict_error(first: Warning) -> Exception:
+    """Strict mode's 400 for the first warning, naming its field."""
+    attribute = first.attribute or _WHOLE_EVENT_FIELDS.get(first.reason, "action")
     return contract.strict_violation(attribute, first.reason)
