@@ -63,6 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         _backend_flags(sub)
 
+    worker = commands.add_parser("worker", help="run the processor alone (scale-out)")
+    worker.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _backend_flags(worker)
+
+    events = commands.add_parser("events", help="read processed events")
+    event_commands = events.add_subparsers(dest="action", required=True)
+    export = event_commands.add_parser("export", help="stream a workspace's events to a file")
+    export.add_argument("workspace")
+    export.add_argument("--since", help="epoch or ISO 8601 (event time, inclusive)")
+    export.add_argument("--until", help="epoch or ISO 8601 (event time, exclusive)")
+    export.add_argument("--format", choices=["ndjson", "csv", "parquet"], default="ndjson")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    _backend_flags(export)
+
+    tail = commands.add_parser("tail", help="follow a workspace's events as they are processed")
+    tail.add_argument("workspace")
+    _backend_flags(tail)
+
+    send = commands.add_parser("send", help="send events from an NDJSON file to a server")
+    send.add_argument("file", help="NDJSON file ('-' for standard input)")
+    send.add_argument("--url", default="http://127.0.0.1:8080")
+    send.add_argument("--workspace", required=True)
+    send.add_argument("--key", required=True, help="the workspace's Data API key")
+    send.add_argument("--concurrency", type=int, default=4)
+
     project = commands.add_parser("project", help="manage Portfolio projects")
     project_commands = project.add_subparsers(dest="action", required=True)
     sub = project_commands.add_parser("create", help="add a project code to a workspace")
@@ -81,12 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request sent
     try:
-        if args.command == "serve":
-            from trackd.server import serve
-
-            return serve(settings)
+        if args.command in _RUNNERS:
+            return _RUNNERS[args.command](args, settings)
         return asyncio.run(_admin(args, settings))
+    except KeyboardInterrupt:
+        return 130
     except NotFound as exc:
         print(f"trackd: {exc}", file=sys.stderr)
         return 1
@@ -181,4 +207,45 @@ _HANDLERS: dict[tuple[str, str], Callable[[WorkspaceStore, argparse.Namespace], 
     ("key", "regenerate"): _regenerate,
     ("key", "revoke"): _revoke,
     ("project", "create"): _project,
+}
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from trackd.server import serve
+
+    return serve(settings)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from trackd.server import work
+
+    return work(settings)
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    from trackd.commands import export_events
+
+    return asyncio.run(
+        export_events(settings, args.workspace, args.format, args.out, args.since, args.until)
+    )
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from trackd.commands import tail
+
+    return asyncio.run(tail(settings, args.workspace))
+
+
+def _send(args: argparse.Namespace, settings: Settings) -> int:
+    from trackd.commands import send_file
+
+    return asyncio.run(send_file(args.file, args.url, args.workspace, args.key, args.concurrency))
+
+
+_RUNNERS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "serve": _serve,
+    "worker": _worker,
+    "events": _events,
+    "tail": _tail,
+    "send": _send,
 }

@@ -21,8 +21,12 @@ from uvicorn.supervisors import Multiprocess
 
 from trackd import admin
 from trackd.edge.app import create_app
+from trackd.embedded import FileLease
+from trackd.processor.runner import Processor
+from trackd.processor.service import ProcessorService
+from trackd.queue import open_queue
 from trackd.settings import SETTINGS_ENV, Settings
-from trackd.store import open_workspace_store
+from trackd.store import open_event_store, open_workspace_store
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +100,33 @@ async def _ensure_demo(settings: Settings, base: str) -> None:
         f'"actions": [{{"action": "Signed Up", "attributes": {{"plan": "pro"}}}}]}}\'',
         flush=True,
     )
+
+
+def work(settings: Settings) -> int:
+    """`trackd worker`: the processor alone, until SIGTERM or SIGINT (then it drains, exits 0)."""
+    import uvloop
+
+    return uvloop.run(_work(settings))
+
+
+async def _work(settings: Settings) -> int:
+    queue = open_queue(settings.queue_url(), settings)
+    events = open_event_store(settings.store_url())
+    lease = (
+        FileLease(settings.data_path / "processor.lease") if settings.embedded_processor() else None
+    )
+    service = ProcessorService(Processor(queue, events), lease)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await events.open()
+    await queue.open()
+    await service.start()
+    print("trackd worker processing", flush=True)
+    await stop.wait()
+    # Shutdown: finish the batch in hand (bounded), leave the rest unacknowledged, close.
+    await service.stop(settings.graceful_timeout_seconds)
+    await queue.aclose()
+    await events.aclose()
+    return 0

@@ -38,6 +38,9 @@ class WorkspaceStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+FROM_END = -1
+
+
 class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     """Filters of `GET /api/workspaces/{ws}/events`; times are epoch ms of `current_time`."""
 
@@ -48,6 +51,7 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     until: int | None = None
     limit: int = 100
     before_seq: int | None = None  # the cursor: events stored before this position
+    after_seq: int | None = None  # following (tail): events stored after this, oldest first
 
 
 class EventStore(Protocol):
@@ -60,7 +64,9 @@ class EventStore(Protocol):
       nothing, so redelivery after a crash never double-counts.
     - `user` returns the profile dict of `product.md` (with `devices`), or None.
     - `events` returns events newest first (by processing order) and the cursor of the next page
-      (None on the last page).
+      (None on the last page); with `after_seq`, oldest first after that position, and the
+      position of the last one returned (None when there is none); with `after_seq == FROM_END`,
+      no events and the position of the newest one (0 when none), where a follower starts.
     - `schema`, `issues`, `counts` return what the read API shows for one workspace;
       `add_counts` adds to named per-workspace counters (`{(workspace, name): n}`).
     - `aclose` releases the engine. Idempotent.

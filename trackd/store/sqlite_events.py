@@ -21,7 +21,7 @@ from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import EventRecord, Plan
 from trackd.processor.rollup import Rollup, rollup
-from trackd.store.base import EventQuery
+from trackd.store.base import FROM_END, EventQuery
 from trackd.wire.times import iso
 
 T = TypeVar("T")
@@ -317,6 +317,9 @@ def _user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any]
 
 
 def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
+    if q.after_seq == FROM_END:
+        row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
+        return [], row.fetchone()[0] or 0
     where, args = ["workspace = ?"], [q.workspace_id]
     for clause, value in (
         ("customer_id = ?", q.customer_id),
@@ -324,17 +327,22 @@ def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any
         ("event_time >= ?", q.since),
         ("event_time < ?", q.until),
         ("seq < ?", q.before_seq),
+        ("seq > ?", q.after_seq),
     ):
         if value is not None:
             where.append(clause)
             args.append(value)  # type: ignore[arg-type]
+    order = "ASC" if q.after_seq is not None else "DESC"
     rows = conn.execute(
         f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
-        "ORDER BY seq DESC LIMIT ?",
+        f"ORDER BY seq {order} LIMIT ?",
         (*args, q.limit + 1),
     ).fetchall()
     page = rows[: q.limit]
-    cursor = page[-1][0] if len(rows) > q.limit else None
+    if q.after_seq is not None:
+        cursor = page[-1][0] if page else None
+    else:
+        cursor = page[-1][0] if len(rows) > q.limit else None
     return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
 
 
