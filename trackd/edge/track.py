@@ -164,10 +164,18 @@ class TrackEndpoint:
             await self.queue.put(envelope, idempotent=bool(key))  # row 27
         except QueueUnavailable as exc:
             log.warning("queue refused request %s: %s", request.request_id, exc)
+            await self._refund(limit_key, validated.event_count)
             raise contract.queue_unavailable() from exc
         self.counters.accepted_events += validated.event_count
         self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
+
+    async def _refund(self, key: str, cost: int) -> None:
+        """Nothing of a 503 is kept, its quota included."""
+        try:
+            await self.limiter.refund(key, cost)
+        except Exception:
+            log.exception("could not refund %d events to %s", cost, key)
 
     def limit(self, workspace: Workspace) -> tuple[str, int]:
         """Events count against the workspace's event limit; user updates against their own."""

@@ -26,6 +26,8 @@ class Limiter(Protocol):
       and counting are one atomic step, across every process sharing the limiter, so the limit
       holds for the deployment as a whole: no 60-second window ever admits more than `limit`.
     - `peek` reports the same numbers for a cost of zero and counts nothing.
+    - `refund` gives back `cost` events of an admitted request that was then not kept (the
+      queue refused it), taking them from the newest buckets, so a 503 costs no quota.
     - `reset` is the whole seconds until the request would be admitted (when allowed: until the
       oldest counted bucket leaves the window; 0 if none).
     - `aclose` releases the engine. Idempotent.
@@ -36,5 +38,7 @@ class Limiter(Protocol):
     async def acquire(self, key: str, cost: int, limit: int) -> Decision: ...
 
     async def peek(self, key: str, limit: int) -> Decision: ...
+
+    async def refund(self, key: str, cost: int) -> None: ...
 
     async def aclose(self) -> None: ...

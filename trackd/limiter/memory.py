@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from trackd.limiter.base import WINDOW_SECONDS, Decision
-from trackd.limiter.window import decide
+from trackd.limiter.window import decide, take_back
 
 
 class MemoryLimiter:
@@ -34,6 +34,10 @@ class MemoryLimiter:
     async def peek(self, key: str, limit: int) -> Decision:
         now = int(self._clock())
         return decide(self._live(key, now), now, 0, limit)
+
+    async def refund(self, key: str, cost: int) -> None:
+        buckets = self._buckets.get(key, {})
+        buckets.update(take_back(buckets, cost))
 
     async def aclose(self) -> None:
         self._buckets.clear()

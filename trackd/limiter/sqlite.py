@@ -16,7 +16,7 @@ from pathlib import Path
 from trackd.embedded import connect
 from trackd.errors import BackendError
 from trackd.limiter.base import WINDOW_SECONDS, Decision
-from trackd.limiter.window import decide
+from trackd.limiter.window import decide, take_back
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -79,6 +79,20 @@ class SQLiteLimiter:
 
     async def peek(self, key: str, limit: int) -> Decision:
         return await self.acquire(key, 0, limit)
+
+    async def refund(self, key: str, cost: int) -> None:
+        def give_back() -> None:
+            conn = self._connection()
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                rows = conn.execute("SELECT second, n FROM buckets WHERE key = ?", (key,))
+                changed = take_back(dict(rows.fetchall()), cost)
+                conn.executemany(
+                    "UPDATE buckets SET n = ? WHERE key = ? AND second = ?",
+                    [(n, key, second) for second, n in changed.items()],
+                )
+
+        await self._run(give_back)
 
     async def aclose(self) -> None:
         if self._conn is not None:

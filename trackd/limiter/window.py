@@ -32,3 +32,15 @@ def _wait(buckets: Mapping[int, int], now: int, excess: int) -> int:
         if freed >= excess:
             return second + WINDOW_SECONDS - now
     return WINDOW_SECONDS  # a cost above the limit itself never fits
+
+
+def take_back(buckets: dict[int, int], cost: int) -> dict[int, int]:
+    """Remove `cost` events from the newest buckets; returns the new counts of those touched."""
+    changed: dict[int, int] = {}
+    for second in sorted(buckets, reverse=True):
+        if cost <= 0:
+            break
+        taken = min(buckets[second], cost)
+        changed[second] = buckets[second] - taken
+        cost -= taken
+    return changed

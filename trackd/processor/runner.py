@@ -29,17 +29,21 @@ class Processor:
         self.batch_size = batch_size
         self.consumer = consumer
         self.processed_envelopes = 0
+        self.busy = False  # between taking a batch and acknowledging it
 
     async def run_once(self, timeout: float = 0.2) -> int:
         """Process at most one batch; returns how many envelopes it applied."""
         deliveries = await self.queue.get(self.consumer, self.batch_size, timeout)
         if not deliveries:
             return 0
+        self.busy = True
         try:
             await self.store.apply([plan(d.envelope) for d in deliveries])
         except Exception:
             await self.queue.nack(self.consumer)
             raise
+        finally:
+            self.busy = False
         await self.queue.ack(self.consumer, deliveries)
         self.processed_envelopes += len(deliveries)
         return len(deliveries)

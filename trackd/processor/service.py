@@ -54,9 +54,11 @@ class ProcessorService:
         if self._task is None:
             return
         self._stop.set()
+        if not self.processor.busy:  # idle: waiting for envelopes, nothing in hand
+            self._task.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         finally:

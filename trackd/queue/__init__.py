@@ -1,4 +1,4 @@
-"""Durable queues, chosen by URL scheme: ``sqlite:///path`` (embedded), ``memory://``, ``nats://``."""
+"""Durable queues, chosen by URL scheme: ``sqlite:///path`` (embedded), ``nats://``, ``memory://``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def open_queue(url: str, settings: Settings) -> Queue:
         from trackd.queue.memory import MemoryQueue
 
         return MemoryQueue(dedupe_seconds=settings.idempotency_ttl_seconds)
+    if scheme == "nats":
+        from trackd.queue.nats import NatsQueue
+
+        return NatsQueue(url, dedupe_seconds=settings.idempotency_ttl_seconds)
     raise ConfigError(
-        f"unknown queue URL scheme {scheme!r} in {url!r} (use sqlite:// or memory://)"
+        f"unknown queue URL scheme {scheme!r} in {url!r} (use sqlite://, nats:// or memory://)"
     )

@@ -32,7 +32,9 @@ class Queue(Protocol):
       may share one flush (group commit). `put` raises `QueueUnavailable` when the write cannot
       be made durable now (disk full, engine down, too many writes pending): nothing is kept.
     - With ``idempotent=True``, a second put of the same `request_id` within the dedupe window
-      (24 h) stores nothing and returns False; otherwise `put` returns True.
+      (24 h) stores nothing and returns False; otherwise `put` returns True. (The edge reuses a
+      request id only for idempotent requests; engines that deduplicate by message id, such
+      as JetStream, store a repeated id once whatever the flag.)
     - `seen` tells whether an idempotent put of that `request_id` is within the window.
     - `get` returns up to `max_items` deliveries after the consumer's position, in put order
       (so in order per workspace), waiting at most `timeout` seconds; [] on timeout. Delivery is

@@ -193,6 +193,8 @@ def _normalise(
     problems.extend(attribute_problems)
     platform, platform_raw = _platform(raw.get("platform"), problems)
     app_version = _optional_text(raw, "app_version", problems)
+    moe_os_type = _optional_text(raw, "moe_os_type", problems)
+    real_time_action = _optional_text(raw, "real_time_action", problems)
     warnings.extend(Warning(index, reason, attribute) for attribute, reason in problems)
     return Action(
         index=index,
@@ -204,8 +206,8 @@ def _normalise(
         current_time=current_time,
         user_time=user_time,
         user_timezone_offset=offset,
-        moe_os_type=_optional_text(raw, "moe_os_type", problems),
-        real_time_action=_optional_text(raw, "real_time_action", problems),
+        moe_os_type=moe_os_type,
+        real_time_action=real_time_action,
     )
 
 

@@ -19,10 +19,11 @@ MAX_OFFSET = 54_000
 TIME_EXPECTED = "an epoch timestamp in seconds or milliseconds, or an ISO 8601 date-time"
 OFFSET_EXPECTED = f"an integer between -{MAX_OFFSET} and {MAX_OFFSET}"
 
-_NUMERIC = re.compile(r"\d{1,16}(\.\d{1,9})?")
+_NUMERIC = re.compile(r"\d{1,16}(\.\d{1,9})?", re.ASCII)  # ASCII digits only
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?",
+    re.ASCII,
 )
 
 
@@ -50,8 +51,8 @@ def _from_int(value: int) -> int | None:
 def _from_epoch(value: float) -> int | None:
     if not math.isfinite(value) or value < 0:
         return None
-    ms = value if value >= MS_THRESHOLD else value * 1000
-    return round(ms) if ms <= MAX_MS else None
+    ms = round(value if value >= MS_THRESHOLD else value * 1000)  # round first, then bound
+    return ms if ms <= MAX_MS else None
 
 
 def _from_iso(text: str) -> int | None:

@@ -23,7 +23,7 @@ RESERVED_PREFIX = "moe_"
 
 Problem = tuple[str, str]  # (attribute, reason)
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _json = msgspec.json.Encoder()
 
 

@@ -1,0 +1,222 @@
+"""The Queue protocol on NATS JetStream (nats-py), for scale-out.
+
+URL: ``nats://host:4222[,host2:4222]/STREAM?replicas=3&dedupe=86400``. The stream (created if
+absent, with the replicas asked for) keeps envelopes on subjects
+``STREAM.env.<workspace>.<event count>`` with interest retention: a message is deleted once
+every consumer has acknowledged it. The durable pull consumer ``processor`` is created at open,
+so nothing published before the first worker starts is lost.
+
+- `put` publishes with ``Nats-Msg-Id`` = request id and returns only after JetStream's PubAck
+  (the message is stored, on a quorum of replicas). A retried publish of the same id within the
+  duplicate window is stored once; for an idempotent put that makes `put` return False.
+- `seen` reads a key-value bucket that remembers idempotent request ids for the window.
+- Workers share one durable pull consumer and ack after the store has committed; what is not
+  acknowledged (a crash, `nack`) is redelivered. With several workers, envelopes of one workspace
+  may be processed out of order; every store write commutes except Track User attributes, where
+  the later processed wins.
+- `backlog` counts per workspace from the subjects (their last token is the envelope's events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from trackd.errors import ConfigError, MissingDriver, QueueUnavailable
+from trackd.models import Envelope
+from trackd.queue.base import Backlog, Delivery
+
+try:
+    import nats
+    from nats.errors import Error as NatsError
+    from nats.js import api
+    from nats.js.errors import KeyNotFoundError, NotFoundError
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise MissingDriver("nats", "nats-py", "nats") from exc
+
+log = logging.getLogger(__name__)
+
+PROCESSOR = "processor"
+PUBLISH_TIMEOUT = 5.0
+RECEIVED_HEADER = "Trackd-Received-At"
+_FAILURES = (NatsError, OSError, TimeoutError, asyncio.TimeoutError)
+
+
+class NatsQueue:
+    def __init__(self, url: str, *, dedupe_seconds: float = 86400.0) -> None:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self._servers = [f"nats://{host}" for host in parts.netloc.split(",") if host]
+        self.stream = parts.path.strip("/") or "TRACKD"
+        if not self.stream.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"a JetStream stream name is letters, digits, '_' or '-': {url!r}")
+        self.replicas = int(query.get("replicas", ["1"])[0])
+        self.dedupe_seconds = float(query.get("dedupe", [str(dedupe_seconds)])[0])
+        self._nc: Any = None
+        self._js: Any = None
+        self._kv: Any = None
+        self._subscriptions: dict[str, Any] = {}
+        self._inflight: dict[str, dict[int, Any]] = {}
+        self._closed = False
+
+    def _subject(self, workspace_id: str, events: int | str = "*") -> str:
+        return f"{self.stream}.env.{workspace_id}.{events}"
+
+    async def open(self) -> None:
+        try:
+            self._nc = await nats.connect(
+                servers=self._servers,
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                allow_reconnect=True,
+            )
+            self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+            await self._ensure_stream()
+            self._kv = await self._js.create_key_value(
+                bucket=f"{self.stream}_idempotency", ttl=self.dedupe_seconds, history=1
+            )
+            await self._subscription(PROCESSOR)
+        except _FAILURES as exc:
+            raise QueueUnavailable(f"cannot open JetStream stream {self.stream}: {exc}") from exc
+        self._closed = False
+
+    async def _ensure_stream(self) -> None:
+        try:
+            await self._js.stream_info(self.stream)
+        except NotFoundError:
+            await self._js.add_stream(
+                api.StreamConfig(
+                    name=self.stream,
+                    subjects=[f"{self.stream}.env.>"],
+                    retention=api.RetentionPolicy.INTEREST,
+                    storage=api.StorageType.FILE,
+                    num_replicas=self.replicas,
+                    duplicate_window=self.dedupe_seconds,
+                )
+            )
+
+    async def _subscription(self, consumer: str) -> Any:
+        if consumer not in self._subscriptions:
+            self._subscriptions[consumer] = await self._js.pull_subscribe(
+                f"{self.stream}.env.>",
+                durable=consumer,
+                stream=self.stream,
+                config=api.ConsumerConfig(
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                    ack_wait=60,
+                    max_ack_pending=100_000,
+                ),
+            )
+        return self._subscriptions[consumer]
+
+    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool:
+        if self._closed or self._nc is None or not self._nc.is_connected:
+            raise QueueUnavailable("JetStream is not connected")
+        headers = {
+            "Nats-Msg-Id": envelope.request_id,
+            RECEIVED_HEADER: str(envelope.received_at),
+        }
+        try:
+            ack = await self._js.publish(
+                self._subject(envelope.workspace_id, envelope.event_count),
+                envelope.encode(),
+                timeout=PUBLISH_TIMEOUT,
+                headers=headers,
+            )
+            if idempotent and not ack.duplicate:
+                await self._kv.put(envelope.request_id, b"1")
+        except _FAILURES as exc:
+            raise QueueUnavailable(f"JetStream did not acknowledge: {exc}") from exc
+        return not (idempotent and ack.duplicate)
+
+    async def seen(self, request_id: str) -> bool:
+        try:
+            await self._kv.get(request_id)
+        except KeyNotFoundError:
+            return False
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        return True
+
+    async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]:
+        try:
+            subscription = await self._subscription(consumer)
+            messages = await subscription.fetch(max_items, timeout=max(timeout, 0.05))
+        except TimeoutError:
+            return []
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        inflight = self._inflight.setdefault(consumer, {})
+        deliveries = []
+        for message in messages:
+            seq = message.metadata.sequence.stream
+            inflight[seq] = message
+            deliveries.append(Delivery(seq, Envelope.decode(message.data)))
+        return deliveries
+
+    async def ack(self, consumer: str, deliveries: list[Delivery]) -> None:
+        inflight = self._inflight.get(consumer, {})
+        try:
+            for delivery in deliveries:
+                message = inflight.pop(delivery.seq, None)
+                if message is not None:
+                    await message.ack()
+            await self._nc.flush(timeout=PUBLISH_TIMEOUT)
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+
+    async def nack(self, consumer: str) -> None:
+        inflight = self._inflight.pop(consumer, {})
+        for seq in sorted(inflight):
+            with contextlib.suppress(*_FAILURES):
+                await inflight[seq].nak()
+
+    async def ready(self) -> bool:
+        return not self._closed and self._nc is not None and self._nc.is_connected
+
+    async def lag(self, consumer: str) -> int:
+        try:
+            info = await self._js.consumer_info(self.stream, consumer)
+        except NotFoundError:
+            return 0
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        return int(info.num_pending + info.num_ack_pending)
+
+    async def backlog(self, consumer: str, workspace_id: str) -> Backlog:
+        try:
+            info = await self._js.stream_info(
+                self.stream, subjects_filter=self._subject(workspace_id)
+            )
+            subjects = info.state.subjects or {}
+            oldest = None
+            if subjects:
+                message = await self._js.get_msg(
+                    self.stream,
+                    seq=info.state.first_seq,
+                    subject=self._subject(workspace_id),
+                    next=True,
+                )
+                oldest = int((message.headers or {}).get(RECEIVED_HEADER, 0)) or None
+        except NotFoundError:
+            return Backlog(0, 0, None)
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        envelopes = sum(subjects.values())
+        events = sum(int(s.rsplit(".", 1)[1]) * n for s, n in subjects.items())
+        return Backlog(envelopes, events, oldest)
+
+    async def aclose(self) -> None:
+        if self._nc is None or self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(*_FAILURES):
+            await self._nc.flush(timeout=2)  # acks sent; publishes were each acknowledged
+        with contextlib.suppress(*_FAILURES):
+            await self._nc.close()
+        self._nc = None
