@@ -61,6 +61,9 @@ class NatsQueue:
         self._subscriptions: dict[str, Any] = {}
         self._inflight: dict[str, dict[int, Any]] = {}
         self._closed = False
+        self._puts_in_flight = 0
+        self._no_puts = asyncio.Event()
+        self._no_puts.set()
 
     def _subject(self, workspace_id: str, events: int | str = "*") -> str:
         return f"{self.stream}.env.{workspace_id}.{events}"
@@ -121,6 +124,8 @@ class NatsQueue:
             "Nats-Msg-Id": envelope.request_id,
             RECEIVED_HEADER: str(envelope.received_at),
         }
+        self._puts_in_flight += 1
+        self._no_puts.clear()
         try:
             ack = await self._js.publish(
                 self._subject(envelope.workspace_id, envelope.event_count),
@@ -132,6 +137,10 @@ class NatsQueue:
                 await self._kv.put(envelope.request_id, b"1")
         except _FAILURES as exc:
             raise QueueUnavailable(f"JetStream did not acknowledge: {exc}") from exc
+        finally:
+            self._puts_in_flight -= 1
+            if not self._puts_in_flight:
+                self._no_puts.set()
         return not (idempotent and ack.duplicate)
 
     async def seen(self, request_id: str) -> bool:
@@ -215,6 +224,8 @@ class NatsQueue:
         if self._nc is None or self._closed:
             return
         self._closed = True
+        with contextlib.suppress(TimeoutError):  # puts already made get their PubAck first
+            await asyncio.wait_for(self._no_puts.wait(), PUBLISH_TIMEOUT)
         with contextlib.suppress(*_FAILURES):
             await self._nc.flush(timeout=2)  # acks sent; publishes were each acknowledged
         with contextlib.suppress(*_FAILURES):

@@ -14,8 +14,10 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from trackd.embedded import connect
 from trackd.errors import QueueUnavailable
@@ -169,8 +171,8 @@ class SQLiteQueue:
         )
         return bool(row)
 
-    async def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
-        def run() -> list[tuple[object, ...]]:
+    async def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
             return self._rconn.execute(sql, args).fetchall()
 
         try:
@@ -182,7 +184,7 @@ class SQLiteQueue:
         if consumer not in self._cursor:
             await self._run_write(self._register_sync, consumer)
             rows = await self._read("SELECT position FROM consumers WHERE name = ?", (consumer,))
-            self._cursor[consumer] = int(rows[0][0])  # type: ignore[call-overload]
+            self._cursor[consumer] = int(rows[0][0])
         return self._cursor[consumer]
 
     def _register_sync(self, consumer: str) -> None:
@@ -201,7 +203,7 @@ class SQLiteQueue:
                 (position, max_items),
             )
             if rows:
-                deliveries = [Delivery(int(s), Envelope.decode(b)) for s, b in rows]  # type: ignore[call-overload,arg-type]
+                deliveries = [Delivery(int(s), Envelope.decode(b)) for s, b in rows]
                 self._cursor[consumer] = deliveries[-1].seq
                 return deliveries
             remaining = deadline - time.monotonic()
@@ -239,9 +241,9 @@ class SQLiteQueue:
                 "DELETE FROM dedupe WHERE created < ?", (time.time() - self._dedupe_seconds,)
             )
 
-    async def _run_write(self, fn: object, *args: object) -> None:
+    async def _run_write(self, fn: Callable[..., None], *args: object) -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)  # type: ignore[arg-type]
+            await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)
         except sqlite3.Error as exc:
             raise QueueUnavailable(str(exc)) from exc
 
@@ -272,7 +274,8 @@ class SQLiteQueue:
             "coalesce((SELECT position FROM consumers WHERE name = ?), 0)",
             (consumer,),
         )
-        return int(rows[0][0])  # type: ignore[call-overload]
+        (count,) = rows[0]
+        return int(count)
 
     async def backlog(self, consumer: str, workspace_id: str) -> Backlog:
         rows = await self._read(
@@ -282,7 +285,7 @@ class SQLiteQueue:
             (workspace_id, consumer),
         )
         envelopes, events, oldest = rows[0]
-        return Backlog(int(envelopes), int(events), None if oldest is None else int(oldest))  # type: ignore[call-overload]
+        return Backlog(int(envelopes), int(events), None if oldest is None else int(oldest))
 
     async def aclose(self) -> None:
         if self._writer_task is None:

@@ -37,7 +37,7 @@ def _migrations() -> str:
 class SQLiteEventStore:
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="trackd-events")
+        self._pool: ThreadPoolExecutor | None = None  # made by `open`, so a closed store reopens
         self._conn: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -46,6 +46,8 @@ class SQLiteEventStore:
                 raise StoreError("the event store is not open")
             return fn(self._conn)
 
+        if self._pool is None:
+            raise StoreError("the event store is not open")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except sqlite3.Error as exc:
@@ -57,16 +59,21 @@ class SQLiteEventStore:
             conn.executescript(_migrations())
             return conn
 
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="trackd-events")
         try:
             self._conn = await asyncio.get_running_loop().run_in_executor(self._pool, opened)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the event store at {self._path}: {exc}") from exc
 
     async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._pool, conn.close)
-        self._pool.shutdown(wait=False)
+            await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        pool.shutdown(wait=False)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -129,7 +136,6 @@ def _apply(conn: sqlite3.Connection, plans: list[Plan]) -> None:
             "INSERT INTO processed VALUES (?, ?)", [(p.request_id, p.workspace_id) for p in fresh]
         )
         resolved = [_resolve(conn, plan) for plan in fresh]
-        resolved = [p for p in resolved if p is not None]
         _write_events(conn, resolved)
         _write_profiles(conn, resolved)
         _write_rollup(conn, rollup(resolved))
@@ -164,7 +170,7 @@ def _unprocessed(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
     return fresh
 
 
-def _resolve(conn: sqlite3.Connection, plan: Plan) -> Plan | None:
+def _resolve(conn: sqlite3.Connection, plan: Plan) -> Plan:
     """The customer id an envelope belongs to; Identity Resolution looks identifiers up."""
     if not plan.identifiers:
         return plan
@@ -204,16 +210,22 @@ def _write_events(conn: sqlite3.Connection, plans: list[Plan]) -> None:
 
 def _write_profiles(conn: sqlite3.Connection, plans: list[Plan]) -> None:
     """Track User plans set attributes; identifiers are remembered on the profile."""
+    created: set[tuple[str, str | None]] = set()  # users created by the batch's earlier events
     for plan in plans:
         attributes = _encode(plan.user_attributes or {}).decode()
         identifiers = _encode(plan.identifiers or {}).decode()
-        if plan.kind == "customer" and plan.update_existing_only:
+        user = (plan.workspace_id, plan.customer_id)
+        if plan.events:
+            created.add(user)
+        if plan.kind == "customer" and plan.update_existing_only and user not in created:
             conn.execute(
                 "UPDATE users SET attributes = json_patch(attributes, ?) "
                 "WHERE workspace = ? AND customer_id = ?",
                 (attributes, plan.workspace_id, plan.customer_id),
             )
         elif plan.kind == "customer" or plan.identifiers:
+            # seen at its events' times (as without identifiers); a Track User update at receipt
+            seen = [e.current_time for e in plan.events] or [plan.received_at]
             conn.execute(
                 "INSERT INTO users (workspace, customer_id, attributes, identifiers, "
                 "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
@@ -226,8 +238,8 @@ def _write_profiles(conn: sqlite3.Connection, plans: list[Plan]) -> None:
                     plan.customer_id,
                     attributes,
                     identifiers,
-                    plan.received_at,
-                    plan.received_at,
+                    min(seen),
+                    max(seen),
                 ),
             )
 
