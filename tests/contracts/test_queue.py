@@ -171,7 +171,10 @@ async def test_reclaim_never_drops_what_a_reading_consumer_has_not_acknowledged(
         await queue.ack("fast", await queue.get("fast", 1, 0))
     assert await queue.lag("fast") == 0
     await queue.nack("slow")
-    assert envelopes_of(await queue.get("slow", len(sent), 0)) == sent
+    again: list[Delivery] = []
+    while len(again) < len(sent) and (batch := await queue.get("slow", len(sent), 0.5)):
+        again.extend(batch)  # `get` may return fewer than asked
+    assert envelopes_of(again) == sent
     assert await queue.lag("slow") == len(sent)
 
 

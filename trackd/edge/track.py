@@ -155,7 +155,7 @@ class TrackEndpoint:
             user_identifiers=validated.user_identifiers,
             actions=validated.actions,
             warnings=validated.warnings,
-            event_count=validated.event_count,
+            event_count=validated.event_count if self.kind == "event" else 0,
             kind=self.kind,
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,

@@ -212,6 +212,8 @@ def _write_profiles(conn: sqlite3.Connection, plans: list[Plan]) -> None:
     """Track User plans set attributes; identifiers are remembered on the profile."""
     created: set[tuple[str, str | None]] = set()  # users created by the batch's earlier events
     for plan in plans:
+        if plan.kind == "customer" and plan.user_attributes is None:
+            continue  # a disallowed customer_id: no profile
         attributes = _encode(plan.user_attributes or {}).decode()
         identifiers = _encode(plan.identifiers or {}).decode()
         user = (plan.workspace_id, plan.customer_id)

@@ -46,10 +46,11 @@ def validate_customer(
     raw = payload.get("attributes")
     if raw is not None and not isinstance(raw, dict):
         raise contract.attributes_not_object()
+    attributes: dict[str, Any] | None
     attributes, warnings = _clean(dict(raw or {}), payload.get("platforms"))
     if customer_id is not None and customer_id.lower() in DISALLOWED_CUSTOMER_IDS:
         warnings.append(Warning(0, "customer_id_disallowed"))
-        attributes = {}
+        attributes = None  # no profile for a disallowed id
     if workspace.strict and warnings:
         raise strict_error(warnings[0])
     return Validated(

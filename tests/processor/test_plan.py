@@ -1,0 +1,227 @@
+"""`trackd.processor.plan`: an envelope becomes the `Plan` a store applies, purely and stably."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from trackd.models import Action, Envelope, EventRecord, IssueRecord, Plan, Warning
+from trackd.processor.plan import event_id, plan
+
+T = 1_700_000_000_000
+RECEIVED = T + 60_000
+
+
+def act(index: int, name: str, **fields: Any) -> Action:
+    values: dict[str, Any] = {
+        "index": index,
+        "action": name,
+        "attributes": {},
+        "current_time": T + index,
+        "user_time": T + index,
+        "user_timezone_offset": 0,
+    }
+    values.update(fields)
+    return Action(**values)
+
+
+def env(*actions: Action, **fields: Any) -> Envelope:
+    values: dict[str, Any] = {
+        "request_id": "req",
+        "workspace_id": "WS1",
+        "received_at": RECEIVED,
+        "customer_id": "123",
+        "device_id": None,
+        "actions": list(actions),
+        "event_count": len(actions),
+    }
+    values.update(fields)
+    return Envelope(**values)
+
+
+def test_event_ids_are_the_request_id_and_the_action_index() -> None:
+    assert event_id("abc", 0) == "abc-0"
+    assert event_id("abc", 12) == "abc-12"
+    planned = plan(env(act(0, "A"), act(2, "B"), act(5, "C"), request_id="r-x"))
+    assert [e.event_id for e in planned.events] == ["r-x-0", "r-x-2", "r-x-5"]
+
+
+def test_plan_carries_every_field_of_the_envelope_and_its_actions() -> None:
+    envelope = Envelope(
+        request_id="req",
+        workspace_id="WS1",
+        received_at=RECEIVED,
+        customer_id="123",
+        device_id="d-1",
+        project_code="P1",
+        client_ip="203.0.113.9",
+        user_identifiers={"email": "a@x.io"},
+        actions=[
+            Action(
+                index=0,
+                action="Bought",
+                attributes={"price": 9.5, "sku": "A-1"},
+                platform="unknown",
+                platform_raw="Fridge",
+                app_version="1.2",
+                current_time=T,
+                user_time=T + 3_600_000,
+                user_timezone_offset=3_600,
+                moe_os_type="android",
+                real_time_action="yes",
+            )
+        ],
+        warnings=[Warning(0, "unknown_platform", "platform")],
+        event_count=1,
+    )
+    assert plan(envelope) == Plan(
+        request_id="req",
+        workspace_id="WS1",
+        kind="event",
+        customer_id="123",
+        identifiers={"email": "a@x.io"},
+        device_id="d-1",
+        received_at=RECEIVED,
+        client_ip="203.0.113.9",
+        events=[
+            EventRecord(
+                event_id="req-0",
+                request_id="req",
+                action="Bought",
+                attributes={"price": 9.5, "sku": "A-1"},
+                platform="unknown",
+                platform_raw="Fridge",
+                app_version="1.2",
+                user_time=T + 3_600_000,
+                current_time=T,
+                user_timezone_offset=3_600,
+                received_at=RECEIVED,
+                client_ip="203.0.113.9",
+                device_id="d-1",
+                project_code="P1",
+                moe_os_type="android",
+            )
+        ],
+        schema=[
+            ("Bought", "", "event"),
+            ("Bought", "price", "number"),
+            ("Bought", "sku", "string"),
+        ],
+        issues=[
+            IssueRecord(
+                request_id="req",
+                index=0,
+                reason="unknown_platform",
+                attribute="platform",
+                at=RECEIVED,
+            )
+        ],
+        dropped_events=0,
+        user_attributes=None,
+        update_existing_only=False,
+    )
+
+
+def test_plan_is_pure_and_stable_across_redelivery() -> None:
+    envelope = env(
+        act(0, "A", attributes={"n": 1, "tags": ["a"], "obj": {"k": {"deep": "x"}}}),
+        act(2, "B"),
+        warnings=[Warning(1, "reserved_prefix"), Warning(0, "value_truncated", "n")],
+        event_count=3,
+    )
+    kept = copy.deepcopy(envelope)
+    first = plan(envelope)
+    assert plan(envelope) == first
+    assert plan(Envelope.decode(envelope.encode())) == first  # as the queue delivers it again
+    assert envelope == kept
+
+
+def test_dropped_events_counts_whole_event_drops_once_each() -> None:
+    planned = plan(
+        env(
+            act(0, "A"),
+            act(3, "D"),
+            warnings=[
+                Warning(0, "value_truncated", "note"),  # kept event: not a drop
+                Warning(1, "reserved_prefix"),
+                Warning(2, "future_dated"),
+                Warning(2, "reserved_prefix", "moe_x"),  # same dropped event: counted once
+                Warning(3, "invalid_type", "device_id"),
+            ],
+            event_count=4,
+        )
+    )
+    assert planned.dropped_events == 2
+    assert [e.event_id for e in planned.events] == ["req-0", "req-3"]
+    assert [(i.index, i.reason, i.attribute) for i in planned.issues] == [
+        (0, "value_truncated", "note"),
+        (1, "reserved_prefix", None),
+        (2, "future_dated", None),
+        (2, "reserved_prefix", "moe_x"),
+        (3, "invalid_type", "device_id"),
+    ]
+
+
+def test_request_with_every_action_dropped_plans_no_events() -> None:
+    planned = plan(
+        env(
+            customer_id="guest",
+            warnings=[Warning(0, "customer_id_disallowed"), Warning(1, "customer_id_disallowed")],
+            event_count=2,
+        )
+    )
+    assert (planned.events, planned.schema, planned.dropped_events) == ([], [], 2)
+    assert [i.reason for i in planned.issues] == ["customer_id_disallowed"] * 2
+
+
+def test_schema_observes_each_event_and_the_inferred_type_of_each_attribute() -> None:
+    planned = plan(
+        env(
+            act(
+                0,
+                "Bought",
+                attributes={
+                    "gift": True,
+                    "price": 3,
+                    "when": "2024-02-26T09:24:13Z",
+                    "not_a_date": "2024-02-30T00:00:00Z",
+                    "tags": ["a", "b"],
+                    "mixed": [1, "a"],
+                    "address": {"city": "Pune"},
+                },
+            ),
+            act(1, "Opened"),
+        )
+    )
+    assert planned.schema == [
+        ("Bought", "", "event"),
+        ("Bought", "gift", "boolean"),
+        ("Bought", "price", "number"),
+        ("Bought", "when", "datetime"),
+        ("Bought", "not_a_date", "string"),
+        ("Bought", "tags", "array<string>"),
+        ("Bought", "mixed", "array"),
+        ("Bought", "address", "object"),
+        ("Opened", "", "event"),
+    ]
+
+
+def test_track_user_envelope_plans_attributes_and_no_dropped_events() -> None:
+    planned = plan(
+        env(
+            kind="customer",
+            user_attributes={"name": "Ada"},
+            update_existing_only=True,
+            warnings=[Warning(0, "reserved_name", "id")],
+            event_count=1,
+        )
+    )
+    assert (planned.kind, planned.user_attributes, planned.update_existing_only) == (
+        "customer",
+        {"name": "Ada"},
+        True,
+    )
+    assert (planned.events, planned.schema, planned.dropped_events) == ([], [], 0)
+    assert [(i.index, i.reason, i.attribute) for i in planned.issues] == [
+        (0, "reserved_name", "id")
+    ]
