@@ -1,0 +1,518 @@
+"""`validate_event`: contract rows 16-25, then what is dropped, cut or rewritten, and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SEED_BODY
+from trackd.errors import ContractError
+from trackd.models import Action, Warning, Workspace
+from trackd.wire.event import Validated, validate_event
+from trackd.wire.times import OFFSET_EXPECTED, TIME_EXPECTED
+
+RECEIVED = 1_712_567_385_726  # 2024-04-08T09:09:45.726Z
+PLAIN = Workspace(id="WS1", name="plain", key_hash=None)
+STRICT = Workspace(id="WS2", name="strict", key_hash=None, strict=True)
+IDENTITY = Workspace(
+    id="WS3", name="ir", key_hash=None, identity_resolution=("moe_mobile", "email")
+)
+PORTFOLIO = Workspace(id="WS4", name="portfolio", key_hash=None, portfolio=True, projects=("P1",))
+IST = Workspace(id="WS5", name="ist", key_hash=None, timezone_offset=19800, clock_skew=0)
+
+MALFORMED = "Could not decode the request body. The JSON was incorrect or not encoded as UTF-8."
+MISSING = "MissingAttributeError"
+#: Rows 16-25 of the check table: (status, type, message, attribute).
+ROW_16 = (400, "Body type is not JSON", "A valid JSON document is required.", None)
+TYPE_MISSING = (400, MISSING, "type is not found in the payload", "type")
+TYPE_NOT_EVENT = (400, "AttributeError", "type should be event", "type")
+TABLE = {
+    ROW_16,
+    TYPE_MISSING,
+    TYPE_NOT_EVENT,
+    (400, "InvalidParams", "project_code is required for this workspace", "project_code"),
+    (400, "InvalidParams", "Given project_code is invalid.", "project_code"),
+    (400, MISSING, "customer_id is not found in the payload", "customer_id"),
+    (400, MISSING, "customer_id can not be empty Unicode String", "customer_id"),
+    (400, MISSING, "customer_id is expected to be String or Unicode String.", "customer_id"),
+    (400, MISSING, "actions is not found in the payload", "actions"),
+    (400, MISSING, "actions is expected to be Array", "actions"),
+    (400, MISSING, "actions can not be empty Array", "actions"),
+    (400, "Malformed JSON", MALFORMED, "actions"),
+    (400, MISSING, "action is not found in the payload", "action"),
+    (400, "Malformed JSON", MALFORMED, "action"),
+    (400, MISSING, "action cannot be empty Unicode string", "action"),
+    (400, MISSING, "attributes is expected to be JSON Object", "attributes"),
+    (400, MISSING, f"user_time is expected to be {TIME_EXPECTED}", "user_time"),
+    (400, MISSING, f"current_time is expected to be {TIME_EXPECTED}", "current_time"),
+    (
+        400,
+        MISSING,
+        f"user_timezone_offset is expected to be {OFFSET_EXPECTED}",
+        "user_timezone_offset",
+    ),
+}
+STRICT_REASONS = {
+    "reserved_prefix": "uses the reserved prefix moe_",
+    "name_truncated": "is longer than 200 characters",
+    "value_truncated": "has a value longer than 512 characters",
+    "url_too_long": "has a URL value longer than 512 characters",
+    "too_many_attributes": "is beyond the first 100 attributes of the event",
+    "array_truncated": "has more than 50 array elements",
+    "mixed_array": "is an array of mixed types",
+    "object_flattened": "nests objects deeper than two levels",
+    "future_dated": "is later than the receive time plus the workspace's clock-skew allowance",
+    "customer_id_disallowed": "is a customer_id value MoEngage does not allow",
+    "unknown_platform": "is not one of ANDROID, iOS, web, TV, unknown",
+    "invalid_type": "has a type this field does not take",
+}
+WHOLE_EVENT_REASONS = {"reserved_prefix", "future_dated", "customer_id_disallowed"}
+PLATFORMS = {"ANDROID", "iOS", "web", "TV", "unknown"}
+
+
+def rejection(payload: Any, workspace: Workspace = PLAIN, project: str | None = None) -> tuple:
+    with pytest.raises(ContractError) as caught:
+        validate_event(payload, workspace, project, RECEIVED)
+    exc = caught.value
+    return exc.status, exc.type, exc.message, exc.attribute
+
+
+def event(*actions: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {"type": "event", "customer_id": "u1", "actions": list(actions), **top}
+
+
+# Unit examples -----------------------------------------------------------------------------
+
+
+def test_the_seed_request_validates_to_one_android_action() -> None:
+    assert validate_event(SEED_BODY, PLAIN, None, RECEIVED) == Validated(
+        customer_id="123",
+        device_id="123",
+        user_identifiers=None,
+        actions=[
+            Action(
+                index=0,
+                action="ProductAdded",
+                attributes={"product": "Accessories", "color": "Black", "Brand": "Adidas"},
+                platform="ANDROID",
+                app_version="1.2.3",
+                current_time=1708939453396,
+                user_time=1708939453396,
+                user_timezone_offset=0,
+            )
+        ],
+        warnings=[],
+        event_count=1,
+    )
+
+
+def test_every_drop_and_rewrite_is_reported_with_its_action_index() -> None:
+    payload = event(
+        {"action": "moe_app_opened"},
+        {"action": "Bought", "current_time": RECEIVED + 301_000},
+        {
+            "action": "Viewed",
+            "current_time": RECEIVED + 300_000,
+            "attributes": {"MOE_x": 1, "ok": 2, "gone": None},
+            "platform": "Windows",
+        },
+    )
+    result = validate_event(payload, PLAIN, None, RECEIVED)
+    assert result.warnings == [
+        Warning(0, "reserved_prefix"),
+        Warning(1, "future_dated"),
+        Warning(2, "reserved_prefix", "MOE_x"),
+        Warning(2, "unknown_platform", "platform"),
+    ]
+    assert result.actions == [
+        Action(
+            index=2,
+            action="Viewed",
+            attributes={"ok": 2},
+            platform="unknown",
+            platform_raw="Windows",
+            current_time=RECEIVED + 300_000,
+            user_time=RECEIVED + 300_000,
+            user_timezone_offset=0,
+        )
+    ]
+    assert result.event_count == 3
+
+
+def test_strict_mode_rejects_the_first_warning_naming_its_field() -> None:
+    payload = event({"action": "Viewed", "attributes": {"moe_x": 1}}, {"action": "moe_y"})
+    assert rejection(payload, STRICT) == (
+        400,
+        "StrictModeViolation",
+        "moe_x uses the reserved prefix moe_ (strict mode: reserved_prefix)",
+        "moe_x",
+    )
+
+
+def test_strict_mode_names_current_time_for_a_future_dated_event() -> None:
+    payload = event({"action": "Viewed", "current_time": RECEIVED + 3_600_000})
+    assert rejection(payload, STRICT) == (
+        400,
+        "StrictModeViolation",
+        "current_time is later than the receive time plus the workspace's clock-skew allowance"
+        " (strict mode: future_dated)",
+        "current_time",
+    )
+
+
+@pytest.mark.parametrize("customer_id", ["Guest", "NULL", "0", "n/a", "(empty)", "-1", 2])
+def test_a_disallowed_customer_id_drops_every_action(customer_id: object) -> None:
+    payload = event({"action": "A"}, {"action": "B"}, customer_id=customer_id)
+    result = validate_event(payload, PLAIN, None, RECEIVED)
+    assert result.actions == []
+    assert result.warnings == [
+        Warning(0, "customer_id_disallowed"),
+        Warning(1, "customer_id_disallowed"),
+    ]
+    assert result.event_count == 2
+
+
+@pytest.mark.parametrize("field", ["app_version", "moe_os_type", "real_time_action"])
+def test_optional_text_fields_of_the_wrong_type_are_reported(field: str) -> None:
+    result = validate_event(event({"action": "A", field: ["x"]}), PLAIN, None, RECEIVED)
+    assert [getattr(a, field) for a in result.actions] == [None]
+    assert result.warnings == [Warning(0, "invalid_type", field)]
+
+
+def test_numeric_optional_text_fields_are_kept_as_text() -> None:
+    action = {"action": "A", "app_version": 3, "moe_os_type": 1.5, "real_time_action": "true"}
+    [kept] = validate_event(event(action), PLAIN, None, RECEIVED).actions
+    assert (kept.app_version, kept.moe_os_type, kept.real_time_action) == ("3", "1.5", "true")
+
+
+def test_long_event_names_are_cut_and_reported_as_action() -> None:
+    name = "E" * 250
+    result = validate_event(event({"action": name}), PLAIN, None, RECEIVED)
+    assert [a.action for a in result.actions] == ["E" * 200]
+    assert result.warnings == [Warning(0, "name_truncated", "action")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "platform"),
+    [("android", "ANDROID"), ("IOS", "iOS"), ("Web", "web"), ("tv", "TV"), ("", "unknown")],
+)
+def test_platforms_are_matched_case_insensitively(raw: str, platform: str) -> None:
+    result = validate_event(event({"action": "A", "platform": raw}), PLAIN, None, RECEIVED)
+    assert [(a.platform, a.platform_raw) for a in result.actions] == [(platform, None)]
+    assert result.warnings == []
+
+
+def test_device_id_defaults_to_customer_id_and_a_bad_one_is_reported() -> None:
+    default = validate_event(event({"action": "A"}), PLAIN, None, RECEIVED)
+    assert (default.customer_id, default.device_id) == ("u1", "u1")
+    bad = validate_event(event({"action": "A"}, {"action": "B"}, device_id={}), PLAIN, None, 0)
+    assert bad.device_id == "u1"
+    assert bad.warnings == [
+        Warning(0, "invalid_type", "device_id"),
+        Warning(1, "invalid_type", "device_id"),
+    ]
+
+
+def test_an_integer_customer_id_is_kept_as_text() -> None:
+    result = validate_event(event({"action": "A"}, customer_id=123), PLAIN, None, RECEIVED)
+    assert (result.customer_id, result.device_id) == ("123", "123")
+
+
+def test_the_workspace_offset_fills_in_missing_times() -> None:
+    [kept] = validate_event(event({"action": "A"}), IST, None, RECEIVED).actions
+    assert (kept.current_time, kept.user_time, kept.user_timezone_offset) == (
+        RECEIVED,
+        RECEIVED + 19_800_000,
+        19800,
+    )
+
+
+def test_identity_resolution_accepts_identifiers_instead_of_a_customer_id() -> None:
+    payload = {
+        "type": "event",
+        "user_identifiers": {"moe_mobile": "+9198765", "email": " ", "other": "x"},
+        "actions": [{"action": "A"}],
+    }
+    result = validate_event(payload, IDENTITY, None, RECEIVED)
+    assert (result.customer_id, result.device_id) == (None, None)
+    assert result.user_identifiers == {"moe_mobile": "+9198765"}
+    assert [a.action for a in result.actions] == ["A"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "workspace", "project", "expected"),
+    [
+        pytest.param([], PLAIN, None, ROW_16, id="16 body is an array"),
+        pytest.param("event", PLAIN, None, ROW_16, id="16 body is a string"),
+        pytest.param({"customer_id": "u1"}, PLAIN, None, TYPE_MISSING, id="17 no type"),
+        pytest.param({"type": "Event"}, PLAIN, None, TYPE_NOT_EVENT, id="17 type in capitals"),
+        pytest.param(
+            event({"action": "A"}),
+            PORTFOLIO,
+            None,
+            (400, "InvalidParams", "project_code is required for this workspace", "project_code"),
+            id="18 portfolio without project_code",
+        ),
+        pytest.param(
+            event({"action": "A"}),
+            PORTFOLIO,
+            "P2",
+            (400, "InvalidParams", "Given project_code is invalid.", "project_code"),
+            id="18 unknown project_code",
+        ),
+        pytest.param(
+            {"type": "event", "user_identifiers": {"moe_mobile": "  "}, "actions": []},
+            IDENTITY,
+            None,
+            (400, MISSING, "customer_id is not found in the payload", "customer_id"),
+            id="19 only blank identifiers",
+        ),
+        pytest.param(
+            event({"action": "A"}, customer_id=True),
+            PLAIN,
+            None,
+            (
+                400,
+                MISSING,
+                "customer_id is expected to be String or Unicode String.",
+                "customer_id",
+            ),
+            id="20 boolean customer_id",
+        ),
+        pytest.param(
+            event({"action": "A"}, customer_id=""),
+            PLAIN,
+            None,
+            (400, MISSING, "customer_id can not be empty Unicode String", "customer_id"),
+            id="20 empty customer_id",
+        ),
+        pytest.param(
+            event({"action": "A"}, "A"),
+            PLAIN,
+            None,
+            (400, "Malformed JSON", MALFORMED, "actions"),
+            id="22 an action that is not an object",
+        ),
+        pytest.param(
+            event({"action": "A"}, {"action": 5}),
+            PLAIN,
+            None,
+            (400, "Malformed JSON", MALFORMED, "action"),
+            id="23 action not a string",
+        ),
+        pytest.param(
+            event({"action": "A", "user_timezone_offset": 54001}),
+            PLAIN,
+            None,
+            (
+                400,
+                MISSING,
+                f"user_timezone_offset is expected to be {OFFSET_EXPECTED}",
+                "user_timezone_offset",
+            ),
+            id="25 offset out of range",
+        ),
+    ],
+)
+def test_rows_16_to_25_reject_with_their_exact_error(
+    payload: Any, workspace: Workspace, project: str | None, expected: tuple
+) -> None:
+    assert rejection(payload, workspace, project) == expected
+
+
+# Properties --------------------------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def mostly(valid: st.SearchStrategy[Any], odds: int = 6) -> st.SearchStrategy[Any]:
+    """Usually a valid value; about once in `odds + 1` draws any JSON value at all.
+
+    (`st.one_of` would not do: it draws each distinct branch equally often.)
+    """
+    return st.sampled_from([True] * odds + [False]).flatmap(
+        lambda valid_now: valid if valid_now else json_values
+    )
+
+
+valid_times = st.one_of(
+    st.integers(0, RECEIVED // 1000 + 900),
+    st.integers(10**11, RECEIVED + 900_000),
+    st.integers(10**11, RECEIVED + 900_000).map(str),
+    st.integers(RECEIVED - 600_000, RECEIVED + 900_000),  # around the clock-skew allowance
+    st.floats(0, RECEIVED / 1000 + 900),
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2030, 1, 1)).map(
+        lambda moment: moment.replace(tzinfo=UTC).isoformat()
+    ),
+)
+action_names = mostly(
+    st.one_of(
+        st.text(min_size=1, max_size=10),
+        st.text(max_size=6).map(lambda rest: "Moe_" + rest),
+        st.integers(190, 260).map(lambda n: "N" * n),
+    ),
+    odds=20,
+)
+attribute_maps = st.dictionaries(
+    st.text(max_size=8) | st.text(max_size=4).map(lambda r: "moe_" + r),
+    json_values | st.integers(500, 560).map(lambda n: "v" * n),
+    max_size=6,
+)
+platforms = st.sampled_from(["ANDROID", "android", "iOS", "web", "TV", "unknown", "", "Windows"])
+actions = st.fixed_dictionaries(
+    {"action": action_names},
+    optional={
+        "attributes": mostly(attribute_maps, odds=20),
+        "platform": mostly(platforms, odds=20),
+        "app_version": mostly(st.text(max_size=5), odds=20),
+        "user_time": mostly(valid_times, odds=20),
+        "current_time": mostly(valid_times, odds=20),
+        "user_timezone_offset": mostly(st.integers(-54_500, 54_500), odds=20),
+        "moe_os_type": mostly(st.sampled_from(["ROKU", "Tizen"]), odds=20),
+        "real_time_action": mostly(st.just("true"), odds=20),
+        "not_in_the_contract": json_values,
+    },
+)
+customer_ids = mostly(
+    st.one_of(
+        st.text(min_size=1, max_size=10),
+        st.integers(min_value=3),
+        st.sampled_from(["Guest", "NULL", "0", "n/a", "123", "u-42", "a@example.com"]),
+    )
+)
+#: Bodies that pass rows 16-17 and often all the rest: a valid envelope, random action fields.
+almost_valid = st.fixed_dictionaries(
+    {
+        "type": st.just("event"),
+        "customer_id": customer_ids,
+        "actions": mostly(st.lists(actions, min_size=1, max_size=5))
+        | st.lists(mostly(actions), max_size=3),
+    },
+    optional={
+        "device_id": mostly(st.text(max_size=5)),
+        "user_identifiers": st.dictionaries(
+            st.sampled_from(["moe_mobile", "email", "other"]), json_scalars
+        ),
+        "not_in_the_contract": json_values,
+    },
+)
+workspaces = st.sampled_from([PLAIN, STRICT, IDENTITY, PORTFOLIO, IST])
+projects = st.sampled_from([None, "", "P1", "P2"])
+
+
+def outcome(payload: Any, workspace: Workspace, project: str | None) -> Validated | None:
+    """The validation result, after checking that a rejection is one of the contract's 400s."""
+    try:
+        return validate_event(payload, workspace, project, RECEIVED)
+    except ContractError as exc:
+        got = (exc.status, exc.type, exc.message, exc.attribute)
+        if exc.type == "StrictModeViolation":
+            assert workspace.strict
+            assert exc.status == 400
+            assert exc.attribute
+            assert any(
+                exc.message == f"{exc.attribute} {text} (strict mode: {reason})"
+                for reason, text in STRICT_REASONS.items()
+            )
+        else:
+            assert got in TABLE
+        return None
+
+
+def check_indexes(result: Validated, sent: int) -> None:
+    """Each action sent is kept or dropped with a whole-event reason, never both."""
+    assert result.event_count == sent
+    kept = [action.index for action in result.actions]
+    assert kept == sorted(set(kept))
+    dropped = {w.index for w in result.warnings if w.attribute is None}
+    for index in range(sent):
+        assert (index in kept) != (index in dropped)
+    for warning in result.warnings:
+        assert 0 <= warning.index < sent
+        assert warning.reason in STRICT_REASONS
+        if warning.attribute is None:
+            assert warning.reason in WHOLE_EVENT_REASONS
+        elif warning.reason != "reserved_prefix":  # also said of an attribute
+            assert warning.reason not in WHOLE_EVENT_REASONS
+
+
+def check_action(action: Action, raw: dict[str, Any], workspace: Workspace) -> None:
+    assert action.action == raw["action"][:200]
+    assert action.action[:4].lower() != "moe_"
+    assert action.platform in PLATFORMS
+    assert action.current_time <= RECEIVED + workspace.clock_skew * 1000
+    assert -54000 <= action.user_timezone_offset <= 54000
+    if raw.get("user_time") is None or raw.get("current_time") is None:
+        assert action.user_time - action.current_time == action.user_timezone_offset * 1000
+    assert len(action.attributes) <= 100
+    for name in action.attributes:
+        assert len(name) <= 200
+        assert name[:4].lower() != "moe_"
+
+
+def check_fields_kept_or_reported(result: Validated, sent: list[dict[str, Any]]) -> None:
+    reported = {(w.index, w.attribute) for w in result.warnings}
+    for action in result.actions:
+        raw = sent[action.index]
+        for field in ("app_version", "moe_os_type", "real_time_action"):
+            if raw.get(field) is not None and getattr(action, field) is None:
+                assert (action.index, field) in reported
+        if action.platform_raw is not None:
+            assert (action.index, "platform") in reported
+
+
+def check_accepted(result: Validated, payload: dict[str, Any], workspace: Workspace) -> None:
+    sent = payload["actions"]
+    check_indexes(result, len(sent))
+    for action in result.actions:
+        check_action(action, sent[action.index], workspace)
+    check_fields_kept_or_reported(result, sent)
+    if workspace.strict:
+        assert result.warnings == []
+    customer_id = payload.get("customer_id")
+    if customer_id is not None:
+        assert result.customer_id == str(customer_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=json_values, workspace=workspaces, project=projects)
+def test_any_json_value_validates_or_gets_a_contract_400(
+    payload: Any, workspace: Workspace, project: str | None
+) -> None:
+    result = outcome(payload, workspace, project)
+    if not isinstance(payload, dict):
+        assert result is None
+        assert rejection(payload, workspace, project) == ROW_16
+    elif "type" not in payload:
+        assert rejection(payload, workspace, project) == TYPE_MISSING
+    elif payload["type"] != "event":
+        assert rejection(payload, workspace, project) == TYPE_NOT_EVENT
+    if result is not None:
+        check_accepted(result, payload, workspace)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=almost_valid, workspace=workspaces, project=projects)
+def test_almost_valid_payloads_validate_or_get_a_contract_400(
+    payload: dict[str, Any], workspace: Workspace, project: str | None
+) -> None:
+    result = outcome(payload, workspace, project)
+    if result is not None:
+        check_accepted(result, payload, workspace)
