@@ -235,9 +235,14 @@ def test_offsets_beyond_fifteen_hours_are_rejected(seconds: int) -> None:
     assert parse_offset(seconds) is None
 
 
-@pytest.mark.parametrize("value", [True, False, 19800.0, 19800.5, "19800", None, [19800], {}])
+@pytest.mark.parametrize("value", [True, False, 19800.5, "19800", None, [19800], {}, 1e300])
 def test_offsets_that_are_not_integers_are_rejected(value: object) -> None:
     assert parse_offset(value) is None
+
+
+def test_an_integral_float_offset_is_that_integer() -> None:
+    assert parse_offset(19800.0) == 19800
+    assert type(parse_offset(-3600.0)) is int
 
 
 # MoEngage's defaulting table (REF §1.2) ----------------------------------------------------

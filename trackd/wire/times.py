@@ -77,7 +77,12 @@ def _from_iso(text: str) -> int | None:
 
 
 def parse_offset(value: object) -> int | None:
-    """A `user_timezone_offset` in seconds, or None when it is not one."""
+    """A `user_timezone_offset` in seconds, or None when it is not one.
+
+    REF types it as a number: an integral float (``19800.0``, as Python's json writes it) is
+    the same integer; a fractional one is not an offset."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if -MAX_OFFSET <= value <= MAX_OFFSET else None
