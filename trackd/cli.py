@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("code")
     sub.add_argument("--json", action="store_true")
     _backend_flags(sub)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the store's tables")
+    migrate.add_argument("--store", help="store URL (env TRACKD_STORE)")
+    migrate.add_argument("--data-dir", help="where embedded data lives (default ./trackd-data)")
     return parser
 
 
@@ -242,10 +246,22 @@ def _send(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(send_file(args.file, args.url, args.workspace, args.key, args.concurrency))
 
 
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from trackd.store import migrate
+
+    applied = asyncio.run(migrate(settings.store_url()))
+    for name in applied:
+        print(f"applied {name}")
+    if not applied:
+        print("the store is up to date")
+    return 0
+
+
 _RUNNERS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _serve,
     "worker": _worker,
     "events": _events,
     "tail": _tail,
     "send": _send,
+    "migrate": _migrate,
 }

@@ -13,11 +13,12 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from tests.conftest import needs_service
+from tests.contracts import postgres_db
 from trackd.limiter.base import Limiter
 from trackd.limiter.memory import MemoryLimiter
 from trackd.limiter.sqlite import SQLiteLimiter
@@ -28,6 +29,9 @@ from trackd.queue.sqlite import SQLiteQueue
 from trackd.store.base import WorkspaceStore
 from trackd.store.memory import MemoryWorkspaceStore
 from trackd.store.sqlite import SQLiteWorkspaceStore
+
+if TYPE_CHECKING:
+    from trackd.store.postgres import PostgresStore
 
 
 class QueueFactory(Protocol):
@@ -153,9 +157,27 @@ LIMITERS = [
     pytest.param(_redis_limiter, id="redis", marks=needs_service("redis", redis_available)),
 ]
 
+
+def _postgres_store(tmp_path: Path) -> PostgresStore:
+    from trackd.store.postgres import PostgresStore
+
+    return PostgresStore(postgres_db.store_url())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_database() -> Iterator[None]:
+    yield
+    postgres_db.drop_database()
+
+
 STORES = [
     pytest.param(lambda tmp_path: MemoryWorkspaceStore(), id="memory"),
     pytest.param(lambda tmp_path: SQLiteWorkspaceStore(tmp_path / "store.db"), id="sqlite"),
+    pytest.param(
+        _postgres_store,
+        id="postgres",
+        marks=needs_service("postgresql", postgres_db.available),
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Rate limiters, chosen by URL scheme: ``memory://`` (one process), ``sqlite:///path``."""
+"""Rate limiters, chosen by URL scheme: ``memory://`` (one process), ``sqlite:///path`` (the
+processes of one machine), ``redis://host:6379/0`` or ``rediss://`` (every node)."""
 
 from __future__ import annotations
 
@@ -19,4 +20,8 @@ def open_limiter(url: str) -> Limiter:
         from trackd.limiter.sqlite import SQLiteLimiter
 
         return SQLiteLimiter(sqlite_path(rest))
+    if scheme in ("redis", "rediss"):
+        from trackd.limiter.redis import RedisLimiter  # MissingDriver without redis-py
+
+        return RedisLimiter(url)
     raise ConfigError(f"unknown limiter URL scheme {scheme!r} in {url!r}")

@@ -1,10 +1,12 @@
 """The Queue protocol on NATS JetStream (nats-py), for scale-out.
 
-URL: ``nats://host:4222[,host2:4222]/STREAM?replicas=3&dedupe=86400``. The stream (created if
-absent, with the replicas asked for) keeps envelopes on subjects
-``STREAM.env.<workspace>.<event count>`` with interest retention: a message is deleted once
-every consumer has acknowledged it. The durable pull consumer ``processor`` is created at open,
-so nothing published before the first worker starts is lost.
+URL: ``nats://host:4222[,host2:4222]/STREAM?replicas=3&dedupe=86400&max_age=604800``. The
+stream (created if absent, with the replicas asked for) keeps envelopes on subjects
+``STREAM.env.<workspace>.<event count>`` for `max_age` seconds (default 7 days; limits
+retention). Interest retention would reclaim acknowledged envelopes sooner, but on the NATS
+2.9 servers we test against it dropped envelopes that were in flight to a worker when the
+server restarted; with limits retention they are redelivered after `ack_wait`. The durable
+pull consumer ``processor`` is created at open, so a stream never exists without it.
 
 - `put` publishes with ``Nats-Msg-Id`` = request id and returns only after JetStream's PubAck
   (the message is stored, on a quorum of replicas). A retried publish of the same id within the
@@ -14,7 +16,9 @@ so nothing published before the first worker starts is lost.
   acknowledged (a crash, `nack`) is redelivered. With several workers, envelopes of one workspace
   may be processed out of order; every store write commutes except Track User attributes, where
   the later processed wins.
-- `backlog` counts per workspace from the subjects (their last token is the envelope's events).
+- `backlog` scans the workspace's envelopes above the consumer's ack floor (their subject's
+  last token is the envelope's event count), up to `BACKLOG_SCAN` of them: beyond, a lower
+  bound.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 log = logging.getLogger(__name__)
 
 PROCESSOR = "processor"
+ACK_WAIT_SECONDS = 30
+BACKLOG_SCAN = 2000
 PUBLISH_TIMEOUT = 5.0
 RECEIVED_HEADER = "Trackd-Received-At"
 _FAILURES = (NatsError, OSError, TimeoutError, asyncio.TimeoutError)
@@ -55,6 +61,7 @@ class NatsQueue:
             raise ConfigError(f"a JetStream stream name is letters, digits, '_' or '-': {url!r}")
         self.replicas = int(query.get("replicas", ["1"])[0])
         self.dedupe_seconds = float(query.get("dedupe", [str(dedupe_seconds)])[0])
+        self.max_age = float(query.get("max_age", ["604800"])[0])
         self._nc: Any = None
         self._js: Any = None
         self._kv: Any = None
@@ -95,7 +102,8 @@ class NatsQueue:
                 api.StreamConfig(
                     name=self.stream,
                     subjects=[f"{self.stream}.env.>"],
-                    retention=api.RetentionPolicy.INTEREST,
+                    retention=api.RetentionPolicy.LIMITS,
+                    max_age=self.max_age,
                     storage=api.StorageType.FILE,
                     num_replicas=self.replicas,
                     duplicate_window=self.dedupe_seconds,
@@ -111,7 +119,7 @@ class NatsQueue:
                 config=api.ConsumerConfig(
                     ack_policy=api.AckPolicy.EXPLICIT,
                     deliver_policy=api.DeliverPolicy.ALL,
-                    ack_wait=60,
+                    ack_wait=ACK_WAIT_SECONDS,
                     max_ack_pending=100_000,
                 ),
             )
@@ -184,6 +192,8 @@ class NatsQueue:
         for seq in sorted(inflight):
             with contextlib.suppress(*_FAILURES):
                 await inflight[seq].nak()
+        with contextlib.suppress(*_FAILURES):
+            await self._nc.flush(timeout=PUBLISH_TIMEOUT)  # redelivery starts before the next get
 
     async def ready(self) -> bool:
         return not self._closed and self._nc is not None and self._nc.is_connected
@@ -199,25 +209,30 @@ class NatsQueue:
 
     async def backlog(self, consumer: str, workspace_id: str) -> Backlog:
         try:
-            info = await self._js.stream_info(
-                self.stream, subjects_filter=self._subject(workspace_id)
-            )
-            subjects = info.state.subjects or {}
-            oldest = None
-            if subjects:
-                message = await self._js.get_msg(
-                    self.stream,
-                    seq=info.state.first_seq,
-                    subject=self._subject(workspace_id),
-                    next=True,
-                )
-                oldest = int((message.headers or {}).get(RECEIVED_HEADER, 0)) or None
+            info = await self._js.consumer_info(self.stream, consumer)
+            if not info.num_pending and not info.num_ack_pending:
+                return Backlog(0, 0, None)
+            return await self._scan(info.ack_floor.stream_seq + 1, workspace_id)
         except NotFoundError:
             return Backlog(0, 0, None)
         except _FAILURES as exc:
             raise QueueUnavailable(str(exc)) from exc
-        envelopes = sum(subjects.values())
-        events = sum(int(s.rsplit(".", 1)[1]) * n for s, n in subjects.items())
+
+    async def _scan(self, seq: int, workspace_id: str) -> Backlog:
+        envelopes = events = 0
+        oldest: int | None = None
+        for _ in range(BACKLOG_SCAN):
+            try:
+                message = await self._js.get_msg(
+                    self.stream, seq=seq, subject=self._subject(workspace_id), next=True
+                )
+            except NotFoundError:
+                break
+            envelopes += 1
+            events += int(message.subject.rsplit(".", 1)[1])
+            if oldest is None:
+                oldest = int((message.headers or {}).get(RECEIVED_HEADER, 0)) or None
+            seq = message.seq + 1
         return Backlog(envelopes, events, oldest)
 
     async def aclose(self) -> None:

@@ -1,12 +1,27 @@
-"""Stores, chosen by URL scheme: ``sqlite:///path`` (embedded), ``memory://``."""
+"""Stores, chosen by URL scheme: ``sqlite:///path`` (embedded), ``memory://``, and
+``postgresql://user@host:port/database[?schema=name]`` (scale-out; ``postgres://`` too)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from trackd.embedded import sqlite_path
-from trackd.errors import ConfigError
+from trackd.errors import ConfigError, MissingDriver
 from trackd.store.base import EventQuery, EventStore, WorkspaceStore
 
-__all__ = ["EventQuery", "EventStore", "WorkspaceStore", "open_event_store", "open_workspace_store"]
+if TYPE_CHECKING:
+    from trackd.store.postgres import PostgresStore
+
+__all__ = [
+    "EventQuery",
+    "EventStore",
+    "WorkspaceStore",
+    "migrate",
+    "open_event_store",
+    "open_workspace_store",
+]
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def open_workspace_store(url: str) -> WorkspaceStore:
@@ -19,6 +34,8 @@ def open_workspace_store(url: str) -> WorkspaceStore:
         from trackd.store.memory import MemoryWorkspaceStore
 
         return MemoryWorkspaceStore()
+    if scheme in POSTGRES_SCHEMES:
+        return _postgres(url)
     raise ConfigError(f"unknown store URL scheme {scheme!r} in {url!r}")
 
 
@@ -32,4 +49,27 @@ def open_event_store(url: str) -> EventStore:
         from trackd.store.sqlite_events import SQLiteEventStore
 
         return SQLiteEventStore(":memory:")
+    if scheme in POSTGRES_SCHEMES:
+        return _postgres(url)
     raise ConfigError(f"unknown store URL scheme {scheme!r} in {url!r}")
+
+
+def _postgres(url: str) -> PostgresStore:
+    try:
+        from trackd.store.postgres import PostgresStore
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise MissingDriver("postgresql", "asyncpg", "postgres") from exc
+    return PostgresStore(url)
+
+
+async def migrate(url: str) -> list[str]:
+    """Create or upgrade a store's tables; returns the migrations applied now (PostgreSQL's are
+    versioned; the embedded stores bring their tables up to date whenever they open)."""
+    if url.partition("://")[0] in POSTGRES_SCHEMES:
+        return await _postgres(url).migrate()
+    for store in (open_workspace_store(url), open_event_store(url)):
+        await store.open()
+        await store.aclose()
+    return []

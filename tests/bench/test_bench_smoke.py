@@ -1,0 +1,98 @@
+"""`bench/run.py --smoke`, as CI runs it: every server answers, only with 2xx, and every 200 of
+trackd is on disk after SIGKILL. No timing is asserted: the numbers belong in BENCHMARKS.md.
+
+Needs wrk and nginx (`apt-get install -y nginx-light wrk`, done by scripts/services): skipped
+where they are missing, a failure under CI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_service
+
+ROOT = Path(__file__).resolve().parents[2]
+BODIES = ("1 event", "100 events")
+SERVERS = ("nginx", "trackd", "fastapi", "trackd@50%")
+ROW = re.compile(
+    r"^(?P<body>1 event|100 events)\s+(?P<server>\S+)\s+(?P<rps>[\d,]+)\s+(?P<eps>[\d,]+)"
+    r"\s+[\d.]+\s+[\d.]+\s+(?P<non2xx>\d+)\s+(?P<sockerr>\d+)\s"
+)
+DURABLE = re.compile(
+    r"^(?P<body>1 event|100 events)\s+(?P<server>\S+)\s+200s:\s+(?P<ok>[\d,]+)\s+on disk after "
+    r"SIGKILL:\s+(?P<durable>[\d,]+) envelopes, (?P<lost>\d+) of the 200s missing .*"
+    r"\s(?P<verdict>OK|LOST)$"
+)
+
+
+def _tools_present() -> bool:
+    nginx = shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
+    return bool(shutil.which("wrk") and nginx)
+
+
+pytestmark = [pytest.mark.e2e, needs_service("wrk and nginx", _tools_present)]
+
+
+@pytest.fixture(scope="module")
+def smoke(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    results = tmp_path_factory.mktemp("bench") / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--json", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    return proc, results
+
+
+def test_smoke_bench_completes_and_prints_a_row_per_server_and_body(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, _ = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [m.groupdict() for m in map(ROW.match, proc.stdout.splitlines()) if m]
+    assert [(r["body"], r["server"]) for r in rows] == [(b, s) for b in BODIES for s in SERVERS]
+    assert all(int(r["rps"].replace(",", "")) > 0 for r in rows), proc.stdout
+    assert all((r["non2xx"], r["sockerr"]) == ("0", "0") for r in rows), proc.stdout
+
+
+def test_every_server_answered_every_request_with_2xx(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    measured = json.loads(results.read_text())
+    assert [(r["body"], r["server"]) for r in measured] == [(b, s) for b in BODIES for s in SERVERS]
+    for result in measured:
+        assert result["requests"] > 0, result
+        assert sum(result["statuses"].values()) == result["requests"], result
+        assert set(result["statuses"]) == {"200"}, result
+        assert result["socket_errors"] == 0, result
+
+
+def test_every_200_of_trackd_was_on_disk_after_sigkill(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [m.groupdict() for m in map(DURABLE.match, proc.stdout.splitlines()) if m]
+    trackd = [(b, s) for b in BODIES for s in SERVERS if s.startswith("trackd")]
+    assert [(d["body"], d["server"]) for d in lines] == trackd
+    for line in lines:
+        ok, durable = (int(line[k].replace(",", "")) for k in ("ok", "durable"))
+        assert durable >= ok > 0, line
+        assert (line["lost"], line["verdict"]) == ("0", "OK"), line
+    measured = {(r["body"], r["server"]): r for r in json.loads(results.read_text())}
+    for key in trackd:
+        assert measured[key]["durable"] >= measured[key]["statuses"]["200"], measured[key]
+        assert measured[key]["lost"] == 0, measured[key]
