@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import cli, cli_json
+from tests.e2e.helpers import cli, cli_json
 
 pytestmark = pytest.mark.e2e
 

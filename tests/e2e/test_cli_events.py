@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,56 +20,20 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import basic
-from tests.e2e.conftest import (
-    Launcher,
-    TrackdProcess,
-    auth,
-    cli,
-    cli_json,
-    queued,
-    success,
-)
+from tests.e2e.conftest import Launcher, TrackdProcess, queued
+from tests.e2e.helpers import SETTLE_SECONDS, ServerWorkspace, cli, cli_json, success
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-SETTLE_SECONDS = 30.0
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackdProcess]:
-    launcher = Launcher(tmp_path_factory.mktemp("cli-events"))
-    try:
-        yield launcher.start()
-    finally:
-        launcher.close()
-
-
-class Workspace:
+class Workspace(ServerWorkspace):
     """A workspace of the running server, with its key and read API."""
-
-    def __init__(self, client: httpx.AsyncClient, workspace_id: str, key: str) -> None:
-        self.client = client
-        self.id = workspace_id
-        self.key = key
-
-    @classmethod
-    async def create(cls, server: TrackdProcess, client: httpx.AsyncClient) -> Workspace:
-        """Created with the CLI while the server runs; returned once the server knows it."""
-        created = cli_json(server.data_dir, "workspace", "create")
-        workspace = cls(client, created["workspace_id"], created["api_key"])
-        await workspace.poll("stats", lambda stats: True)
-        return workspace
 
     async def poll(self, path: str, done: Callable[[Any], bool], **params: Any) -> Any:
         """The read API's answer once `done` accepts it (or the last one at the deadline)."""
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
-            response = await self.client.get(
-                f"/api/workspaces/{self.id}/{path}",
-                params=params,
-                headers={"Authorization": basic(self.id, self.key)},
-            )
+            response = await self.get(path, **params)
             if response.status_code == 200 and done(response.json()):
                 return response.json()
             if time.monotonic() > deadline:
@@ -77,9 +41,7 @@ class Workspace:
             await anyio.sleep(0.01)
 
     async def send(self, body: Any) -> httpx.Response:
-        response = await self.client.post(
-            f"/v1/event/{self.id}", json=body, headers=auth(self.id, self.key)
-        )
+        response = await self.client.post(f"/v1/event/{self.id}", json=body, headers=self.headers())
         assert (response.status_code, response.json()) == (200, success(response))
         return response
 

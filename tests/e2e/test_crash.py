@@ -8,17 +8,9 @@ import anyio
 import pytest
 
 from tests.conftest import SEED_BODY
-from tests.e2e.conftest import (
-    Launcher,
-    Outcome,
-    Traffic,
-    auth,
-    broken_promises,
-    cli_json,
-    expected_response,
-    queued,
-    success,
-)
+from tests.e2e.conftest import Launcher, queued
+from tests.e2e.helpers import auth, cli_json, success
+from tests.e2e.traffic import Outcome, Traffic, broken_promises, expected_response
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -24,7 +24,7 @@ import msgspec
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.conftest import cli
+from tests.e2e.helpers import cli
 from trackd.models import Action, Envelope
 from trackd.processor.plan import plan
 from trackd.store.sqlite_events import SQLiteEventStore

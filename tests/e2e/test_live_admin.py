@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import SEED_BODY
-from tests.e2e.conftest import Launcher, TrackdProcess, auth, cli, cli_json, failure, success
+from tests.e2e.conftest import Launcher, TrackdProcess
+from tests.e2e.helpers import auth, cli, cli_json, failure, success
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

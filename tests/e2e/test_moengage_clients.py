@@ -10,29 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from tests.conftest import SEED_BODY, basic
-from tests.e2e.conftest import Launcher, TrackdProcess, cli_json, success
+from tests.e2e.conftest import TrackdProcess
+from tests.e2e.helpers import cli_json, epoch_ms, now_ms, poll, success
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
-
-SETTLE_SECONDS = 30.0
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackdProcess]:
-    launcher = Launcher(tmp_path_factory.mktemp("clients"))
-    try:
-        yield launcher.start()
-    finally:
-        launcher.close()
 
 
 class Account:
@@ -59,12 +46,7 @@ class Account:
         )
 
     async def _poll(self, done: Any, path: str, **params: Any) -> httpx.Response:
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while True:
-            response = await self.read(path, **params)
-            if done(response) or time.monotonic() > deadline:
-                return response
-            await anyio.sleep(0.01)
+        return await poll(lambda: self.read(path, **params), done)
 
     async def events(self, count: int) -> list[dict[str, Any]]:
         response = await self._poll(
@@ -91,14 +73,6 @@ def iso_ms(epoch_ms: int) -> str:
     """The read API's form of a time: ISO 8601 UTC with milliseconds."""
     seconds, millis = divmod(epoch_ms, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-
-
-def epoch_ms(text: str) -> int:
-    return round(datetime.fromisoformat(text).timestamp() * 1000)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # -- RudderStack (rudder-transformer, cloud mode): one action per request ----------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,19 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import basic
-from tests.e2e.conftest import Launcher, TrackdProcess, auth, cli, cli_json, failure, success
+from tests.e2e.conftest import Launcher, TrackdProcess
+from tests.e2e.helpers import (
+    SETTLE_SECONDS,
+    ServerWorkspace,
+    auth,
+    cli,
+    cli_json,
+    epoch_ms,
+    failure,
+    now_ms,
+    poll,
+    success,
+)
 from trackd.embedded import FileLease
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -29,67 +39,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 #: product.md: "At normal load an accepted event is readable through the read API within one
 #: second." The only deadline here that is the product's promise; the others are generous.
 READABLE_SECONDS = 1.0
-SETTLE_SECONDS = 30.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackdProcess]:
-    """One server for the module; every test makes its own workspace on it."""
-    launcher = Launcher(tmp_path_factory.mktemp("processing"))
-    try:
-        yield launcher.start()
-    finally:
-        launcher.close()
-
-
-async def poll(
-    fetch: Callable[[], Awaitable[httpx.Response]],
-    done: Callable[[httpx.Response], bool],
-    seconds: float = SETTLE_SECONDS,
-) -> httpx.Response:
-    """The first response `done` accepts, or the last one once `seconds` have passed (which
-    the caller's assertion then reports)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        response = await fetch()
-        if done(response) or time.monotonic() >= deadline:
-            return response
-        await anyio.sleep(0.01)
-
-
-class Workspace:
+class Workspace(ServerWorkspace):
     """A workspace of the running server, and its read API."""
-
-    def __init__(self, client: httpx.AsyncClient, workspace_id: str, key: str) -> None:
-        self.client = client
-        self.id = workspace_id
-        self.key = key
-
-    @classmethod
-    async def create(
-        cls, server: TrackdProcess, client: httpx.AsyncClient, *options: str
-    ) -> Workspace:
-        """Created with the CLI while the server runs; returned once the server knows it
-        (product.md: within a second, without a restart)."""
-        created = cli_json(server.data_dir, "workspace", "create", *options)
-        workspace = cls(client, created["workspace_id"], created["api_key"])
-        response = await poll(lambda: workspace.get("stats"), lambda r: r.status_code == 200)
-        assert response.status_code == 200, response.text
-        return workspace
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {**auth(self.id, self.key), **extra}
 
     async def send(self, body: Any, **headers: str) -> httpx.Response:
         return await self.client.post(
             f"/v1/event/{self.id}", json=body, headers=self.headers(**headers)
-        )
-
-    async def get(self, path: str, **params: Any) -> httpx.Response:
-        return await self.client.get(
-            f"/api/workspaces/{self.id}/{path}",
-            params=params,
-            headers={"Authorization": basic(self.id, self.key)},
         )
 
     async def events(self, count: int, seconds: float = SETTLE_SECONDS, **params: Any) -> Any:
@@ -107,15 +64,6 @@ class Workspace:
         assert response.status_code == 200, response.text
         stats: dict[str, Any] = response.json()
         return stats
-
-
-def epoch_ms(text: str) -> int:
-    """An ISO 8601 time of the read API as epoch milliseconds (parsed without trackd's code)."""
-    return round(datetime.fromisoformat(text).timestamp() * 1000)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 WEB = {"platform": "web", "app_version": "7.0"}

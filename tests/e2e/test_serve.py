@@ -9,15 +9,9 @@ import httpx
 import pytest
 
 from tests.conftest import SEED_BODY, basic
-from tests.e2e.conftest import (
-    Launcher,
-    Traffic,
-    auth,
-    broken_promises,
-    expected_response,
-    queued,
-    success,
-)
+from tests.e2e.conftest import Launcher, queued
+from tests.e2e.helpers import auth, success
+from tests.e2e.traffic import Traffic, broken_promises, expected_response
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -17,21 +17,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SEED_BODY, Harness, basic
+from tests.edge.answers import AUTH, failure
 
 pytestmark = pytest.mark.anyio
 
 T0 = 1_708_939_453_396  # 2024-02-26T09:24:13.396Z
 ADMIN = {"Authorization": "Bearer tok"}
-AUTH = "Authentication required"
 PATHS = ["users/123", "events", "schema", "issues", "stats"]
-
-
-def failure(response: httpx.Response, message: str, type_: str, attribute: str | None = None):
-    error: dict[str, Any] = {"message": message, "type": type_}
-    if attribute is not None:
-        error["attribute"] = attribute
-    error["request_id"] = response.headers["x-request-id"]
-    return {"status": "fail", "error": error}
 
 
 def event_body(customer_id: str, *actions: dict[str, Any]) -> dict[str, Any]:

@@ -20,15 +20,14 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SEED_BODY, Harness, basic
+from tests.edge.answers import AUTH, MALFORMED
 from tests.wire.test_event import TABLE, almost_valid, json_values
 from trackd.errors import ContractError
 from trackd.models import Envelope, Workspace
 from trackd.wire.event import validate_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
-AUTH = "Authentication required"
-MALFORMED = "Could not decode the request body. The JSON was incorrect or not encoded as UTF-8."
 SUCCESS = "Your request has been accepted and will be processed soon."
 #: Every error this endpoint may answer, as (status, type, message, attribute): rows 1-15 and
 #: 26-27 of the check table, plus rows 16-25 (shared with the validation tests).
@@ -70,13 +69,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture(autouse=True)
-async def inspecting(harness: Harness) -> None:
-    """The queue starts empty (reading it also registers the inspecting consumer at position 0,
-    so the embedded processor's acknowledgements never reclaim what the test has not seen)."""
-    assert await harness.queued() == []
 
 
 def workspace(harness: Harness) -> Workspace:

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import SEED_BODY, Harness
+from tests.edge.answers import failure, queued, success
+from tests.edge.payloads import httpx_json
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
@@ -22,45 +24,16 @@ from trackd.settings import Settings
 from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-async def inspecting(harness: Harness) -> None:
-    """Read the queue once before any request: the inspecting consumer then holds position 0,
-    so the embedded processor's acknowledgements never reclaim what a test has yet to see."""
-    assert await harness.queued() == []
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
 
 LIMIT = 131072
-TOO_LARGE = {"message": "Payload size exceeds 128 KB", "type": "PayloadTooLarge"}
-RATE_LIMITED = {
-    "message": "Rate limits for customers exceeded. Please Try After Some Time",
-    "type": "Rate Limits Exceeded",
-}
-
-
-def failure(response: httpx.Response, error: dict[str, str]) -> dict[str, Any]:
-    return {
-        "status": "fail",
-        "error": {**error, "request_id": response.headers["x-request-id"]},
-    }
-
-
-def success(response: httpx.Response) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "message": "Your request has been accepted and will be processed soon.",
-        "request_id": response.headers["x-request-id"],
-    }
-
-
-async def queued(harness: Harness) -> list[Any]:
-    """Every envelope in the queue; `nack` rewinds the inspecting consumer so it reads them all
-    again next time (`Harness.queued` alone moves its cursor past what it returned)."""
-    envelopes = await harness.queued()
-    await harness.queue.nack("inspect")
-    return envelopes
+#: (message, type) of the error bodies: `failure(response, *TOO_LARGE)`
+TOO_LARGE = ("Payload size exceeds 128 KB", "PayloadTooLarge")
+RATE_LIMITED = (
+    "Rate limits for customers exceeded. Please Try After Some Time",
+    "Rate Limits Exceeded",
+)
 
 
 def with_actions(count: int) -> dict[str, Any]:
@@ -71,7 +44,7 @@ def with_actions(count: int) -> dict[str, Any]:
 
 def padded(size: int) -> bytes:
     """The seed request as JSON, padded with trailing whitespace to exactly `size` bytes."""
-    raw = httpx.Request("POST", "http://x", json=SEED_BODY).content
+    raw = httpx_json(SEED_BODY)
     assert len(raw) <= size
     return raw + b" " * (size - len(raw))
 
@@ -95,7 +68,7 @@ async def test_body_of_exactly_131072_bytes_is_accepted(harness: Harness) -> Non
 async def test_body_of_131073_bytes_is_rejected_with_413(harness: Harness) -> None:
     response = await harness.post(content=padded(LIMIT + 1))
     assert response.status_code == 413
-    assert response.json() == failure(response, TOO_LARGE)
+    assert response.json() == failure(response, *TOO_LARGE)
     assert await queued(harness) == []
 
 
@@ -106,7 +79,7 @@ async def test_declared_content_length_over_the_limit_is_rejected_with_413(
     headers = {**harness.headers(), "Content-Length": str(LIMIT + 1)}
     response = await harness.post(content=padded(500), headers=headers)
     assert response.status_code == 413
-    assert response.json() == failure(response, TOO_LARGE)
+    assert response.json() == failure(response, *TOO_LARGE)
     assert await queued(harness) == []
 
 
@@ -124,7 +97,7 @@ async def test_streamed_body_over_the_limit_is_rejected_with_413(harness: Harnes
     assert "content-length" not in request.headers
     response = await harness.client.send(request)
     assert response.status_code == 413
-    assert response.json() == failure(response, TOO_LARGE)
+    assert response.json() == failure(response, *TOO_LARGE)
     assert await queued(harness) == []
 
 
@@ -136,7 +109,7 @@ async def test_small_gzip_body_inflating_over_the_limit_is_rejected_with_413(
     headers = {**harness.headers(), "Content-Encoding": "gzip"}
     response = await harness.post(content=compressed, headers=headers)
     assert response.status_code == 413
-    assert response.json() == failure(response, TOO_LARGE)
+    assert response.json() == failure(response, *TOO_LARGE)
     assert await queued(harness) == []
 
 
@@ -151,14 +124,14 @@ async def test_gzip_body_inflating_to_exactly_the_limit_is_accepted(harness: Har
 async def test_oversize_body_beats_missing_authorization(harness: Harness) -> None:
     response = await harness.post(content=padded(LIMIT + 1), headers={})
     assert response.status_code == 413
-    assert response.json() == failure(response, TOO_LARGE)
+    assert response.json() == failure(response, *TOO_LARGE)
 
 
 async def test_oversize_gzip_body_beats_wrong_key(harness: Harness) -> None:
     headers = {**harness.headers("WS1", "not-the-key"), "Content-Encoding": "gzip"}
     response = await harness.post(content=gzip.compress(padded(LIMIT + 1)), headers=headers)
     assert response.status_code == 413
-    assert response.json() == failure(response, TOO_LARGE)
+    assert response.json() == failure(response, *TOO_LARGE)
 
 
 # Rate-limit headers (§5) ------------------------------------------------------------------------
@@ -217,7 +190,7 @@ async def test_request_that_would_exceed_the_limit_is_rejected_whole_with_429(
 
     second = await post_small(harness, small, 3)
     assert second.status_code == 429
-    assert second.json() == failure(second, RATE_LIMITED)
+    assert second.json() == failure(second, *RATE_LIMITED)
     limit, remaining, reset = rate(second)
     assert (limit, remaining) == (5, 2)
     assert 1 <= reset <= 60
@@ -238,7 +211,7 @@ async def test_events_are_counted_not_requests(harness: Harness, small: dict[str
 
     one_more = await post_small(harness, small, 1)
     assert one_more.status_code == 429
-    assert one_more.json() == failure(one_more, RATE_LIMITED)
+    assert one_more.json() == failure(one_more, *RATE_LIMITED)
     assert rate(one_more)[:2] == (5, 0)
     assert int(one_more.headers["retry-after"]) >= 1
     [envelope] = await queued(harness)
@@ -250,7 +223,7 @@ async def test_request_with_more_events_than_the_limit_is_rejected_whole(
 ) -> None:
     too_many = await post_small(harness, small, 6)
     assert too_many.status_code == 429
-    assert too_many.json() == failure(too_many, RATE_LIMITED)
+    assert too_many.json() == failure(too_many, *RATE_LIMITED)
     assert rate(too_many)[:2] == (5, 5)
     assert int(too_many.headers["retry-after"]) >= 1
     assert await queued(harness) == []
@@ -287,8 +260,7 @@ async def test_closed_queue_is_answered_with_503_and_retry_after(harness: Harnes
     response = await harness.post(SEED_BODY)
     assert response.status_code == 503
     assert response.json() == failure(
-        response,
-        {"message": "Service temporarily unavailable. Please retry.", "type": "ServerError"},
+        response, "Service temporarily unavailable. Please retry.", "ServerError"
     )
     assert int(response.headers["retry-after"]) >= 1
     assert rate(response)[0] == 30000

@@ -6,100 +6,17 @@ Every expected body is typed out here, so a wrong status, type, message or attri
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
+from tests.conftest import Harness
+from tests.edge.answers import MALFORMED, MISSING, TIME, assert_accepted, assert_rejected, queued
+from tests.edge.payloads import DROP, action, body
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
-
-@pytest.fixture(autouse=True)
-async def inspecting(harness: Harness) -> None:
-    """Read the queue once before any request: the inspecting consumer then holds position 0,
-    so the embedded processor's acknowledgements never reclaim what a test has yet to see."""
-    assert await harness.queued() == []
-
-
-MISSING = "MissingAttributeError"
-MALFORMED = "Could not decode the request body. The JSON was incorrect or not encoded as UTF-8."
-TIME = "an epoch timestamp in seconds or milliseconds, or an ISO 8601 date-time"
 OFFSET = "an integer between -54000 and 54000"
-DROP = object()  # in `body(...)` / `action(...)`: remove the key
-
-
-def failure(response: httpx.Response, message: str, type_: str, attribute: str | None = None):
-    error: dict[str, Any] = {"message": message, "type": type_}
-    if attribute is not None:
-        error["attribute"] = attribute
-    error["request_id"] = response.headers["x-request-id"]
-    return {"status": "fail", "error": error}
-
-
-def success(response: httpx.Response) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "message": "Your request has been accepted and will be processed soon.",
-        "request_id": response.headers["x-request-id"],
-    }
-
-
-def body(**changes: Any) -> dict[str, Any]:
-    """The seed request with top-level keys replaced (or removed with DROP)."""
-    result = copy.deepcopy(SEED_BODY)
-    for key, value in changes.items():
-        if value is DROP:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
-
-
-def action(**changes: Any) -> dict[str, Any]:
-    """The seed's action with keys replaced (or removed with DROP)."""
-    result = copy.deepcopy(SEED_BODY["actions"][0])
-    for key, value in changes.items():
-        if value is DROP:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
-
-
-async def queued(harness: Harness) -> list[Any]:
-    """Every envelope in the queue; `nack` rewinds the inspecting consumer so it reads them all
-    again next time (`Harness.queued` alone moves its cursor past what it returned)."""
-    envelopes = await harness.queued()
-    await harness.queue.nack("inspect")
-    return envelopes
-
-
-async def assert_rejected(
-    harness: Harness,
-    response: httpx.Response,
-    status: int,
-    message: str,
-    type_: str,
-    attribute: str | None = None,
-    *,
-    already_queued: int = 0,
-) -> None:
-    assert response.status_code == status
-    assert response.json() == failure(response, message, type_, attribute)
-    assert len(await queued(harness)) == already_queued
-
-
-async def assert_accepted(
-    harness: Harness, response: httpx.Response, *, already_queued: int = 0
-) -> None:
-    assert response.status_code == 200
-    assert response.json() == success(response)
-    envelopes = await queued(harness)
-    assert len(envelopes) == already_queued + 1
-    assert envelopes[-1].request_id == response.headers["x-request-id"]
 
 
 # Rows 19-25: the body's fields ------------------------------------------------------------------

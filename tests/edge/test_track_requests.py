@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import copy
 import gzip
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import SEED_BODY, Harness
+from tests.edge.answers import MALFORMED, failure, queued, success
+from tests.edge.payloads import httpx_json
 from trackd.models import Action
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
-MALFORMED = "Could not decode the request body. The JSON was incorrect or not encoded as UTF-8."
 SEED_ACTION = Action(
     index=0,
     action="ProductAdded",
@@ -28,50 +27,13 @@ SEED_ACTION = Action(
 )
 
 
-@pytest.fixture(autouse=True)
-async def inspecting(harness: Harness) -> None:
-    """Read the queue once before any request: the inspecting consumer then holds position 0,
-    so the embedded processor's acknowledgements never reclaim what a test has yet to see."""
-    assert await harness.queued() == []
-
-
-def success(response: httpx.Response) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "message": "Your request has been accepted and will be processed soon.",
-        "request_id": response.headers["x-request-id"],
-    }
-
-
-def failure(response: httpx.Response, message: str, type_: str) -> dict[str, Any]:
-    return {
-        "status": "fail",
-        "error": {
-            "message": message,
-            "type": type_,
-            "request_id": response.headers["x-request-id"],
-        },
-    }
-
-
-async def queued(harness: Harness) -> list[Any]:
-    """Every envelope in the queue; `nack` rewinds the inspecting consumer so it reads them all
-    again next time (`Harness.queued` alone moves its cursor past what it returned)."""
-    envelopes = await harness.queued()
-    await harness.queue.nack("inspect")
-    return envelopes
-
-
-def raw(value: Any) -> bytes:
-    return httpx.Request("POST", "http://x", json=value).content
-
-
 # gzip -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "GZIP", "identity"])
 async def test_gzip_or_identity_body_is_accepted(harness: Harness, encoding: str) -> None:
-    content = raw(SEED_BODY) if encoding == "identity" else gzip.compress(raw(SEED_BODY))
+    raw = httpx_json(SEED_BODY)
+    content = raw if encoding == "identity" else gzip.compress(raw)
     headers = {**harness.headers(), "Content-Encoding": encoding}
     response = await harness.post(content=content, headers=headers)
     assert response.status_code == 200
@@ -85,9 +47,9 @@ async def test_gzip_or_identity_body_is_accepted(harness: Harness, encoding: str
     "content",
     [
         pytest.param(b"\x1f\x8b\x08\x00garbage-not-deflate", id="corrupt"),
-        pytest.param(gzip.compress(raw(SEED_BODY))[:-12], id="truncated"),
-        pytest.param(gzip.compress(raw(SEED_BODY)) + b"trailing", id="trailing bytes"),
-        pytest.param(raw(SEED_BODY), id="plain JSON labelled gzip"),
+        pytest.param(gzip.compress(httpx_json(SEED_BODY))[:-12], id="truncated"),
+        pytest.param(gzip.compress(httpx_json(SEED_BODY)) + b"trailing", id="trailing bytes"),
+        pytest.param(httpx_json(SEED_BODY), id="plain JSON labelled gzip"),
         pytest.param(gzip.compress(b"{not json"), id="gzip of bad JSON"),
     ],
 )

@@ -7,37 +7,19 @@ import copy
 import time
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
 from tests.conftest import SEED_BODY, Harness
+from tests.edge.answers import success
 from trackd.models import Warning
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-async def inspecting(harness: Harness) -> None:
-    """Read the queue once before any request: the inspecting consumer then holds position 0,
-    so the embedded processor's acknowledgements never reclaim what a test has yet to see."""
-    assert await harness.queued() == []
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
 
 T_S = 1708939453  # 2024-02-26T09:24:13Z
 T_MS = 1708939453396  # 2024-02-26T09:24:13.396Z
 IST = 19800  # +05:30 in seconds
-
-
-def success(response: httpx.Response, warnings: list[dict[str, Any]] | None = None):
-    body: dict[str, Any] = {
-        "status": "success",
-        "message": "Your request has been accepted and will be processed soon.",
-        "request_id": response.headers["x-request-id"],
-    }
-    if warnings is not None:
-        body["warnings"] = warnings
-    return body
 
 
 def request(*actions: dict[str, Any]) -> dict[str, Any]:

@@ -13,13 +13,12 @@ import msgspec
 import pytest
 
 from tests.conftest import SEED_BODY, Harness, basic
+from tests.edge.answers import AUTH, MISSING, failure, success
 from trackd import admin
 from trackd.wire.times import iso
 
 pytestmark = pytest.mark.anyio
 
-AUTH = "Authentication required"
-MISSING = "MissingAttributeError"
 STANDARD = {
     "moe_unsubscribe": False,
     "moe_spam": False,
@@ -29,25 +28,6 @@ STANDARD = {
     "moe_email_optin_status": "opted_in",
     "moe_gaid": "38400000-8cf0-11bd-b23e-10b96e40000d",
 }
-
-
-def failure(response: httpx.Response, message: str, type_: str, attribute: str | None = None):
-    error: dict[str, Any] = {"message": message, "type": type_}
-    if attribute is not None:
-        error["attribute"] = attribute
-    error["request_id"] = response.headers["x-request-id"]
-    return {"status": "fail", "error": error}
-
-
-def success(response: httpx.Response, warnings: list[dict[str, Any]] | None = None):
-    body: dict[str, Any] = {
-        "status": "success",
-        "message": "Your request has been accepted and will be processed soon.",
-        "request_id": response.headers["x-request-id"],
-    }
-    if warnings is not None:
-        body["warnings"] = warnings
-    return body
 
 
 def user_body(customer_id: Any = "c1", **fields: Any) -> dict[str, Any]:
@@ -77,13 +57,11 @@ async def accepted(harness: Harness, body: dict[str, Any]) -> httpx.Response:
 
 
 async def settled(harness: Harness) -> None:
-    """Wait until the processor has acknowledged everything WS1 queued."""
+    """Wait until the processor has acknowledged every envelope queued (user updates carry no
+    events, so the stats' `lag_events` cannot tell)."""
     deadline = time.monotonic() + 10
     while True:
-        stats = await harness.client.get(
-            "/api/workspaces/WS1/stats", headers={"Authorization": "Bearer tok"}
-        )
-        if stats.json()["lag_events"] == 0:
+        if await harness.queue.lag("processor") == 0:
             return
         assert time.monotonic() < deadline, "the processor did not catch up"
         await anyio.sleep(0.02)

@@ -10,35 +10,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import SEED_BODY, Harness
+from tests.edge.answers import success
 from trackd.models import Action, Warning
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-async def inspecting(harness: Harness) -> None:
-    """Read the queue once before any request: the inspecting consumer then holds position 0,
-    so the embedded processor's acknowledgements never reclaim what a test has yet to see."""
-    assert await harness.queued() == []
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
 
 T_MS = 1708939453396
 URL = "https://example.com/" + "p" * 493  # 513 characters
-
-
-def success(response: httpx.Response, warnings: list[dict[str, Any]] | None = None):
-    body: dict[str, Any] = {
-        "status": "success",
-        "message": "Your request has been accepted and will be processed soon.",
-        "request_id": response.headers["x-request-id"],
-    }
-    if warnings is not None:
-        body["warnings"] = warnings
-    return body
 
 
 def event(name: str = "Viewed", attributes: Any = None, **fields: Any) -> dict[str, Any]:

@@ -9,15 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import msgspec
 
-from trackd.models import EventRecord
 from trackd.store.base import FROM_END, EventQuery
-from trackd.store.views import event_view
-from trackd.wire.times import iso
-
-_decode_event = msgspec.json.Decoder(EventRecord).decode
-_decode = msgspec.json.decode
+from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 
 async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
@@ -29,32 +23,13 @@ async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str,
     )
     if row is None:
         return None
-    attributes, identifiers, first_seen, last_seen, event_count = row
     devices = await conn.fetch(
         "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
         'WHERE workspace = $1 AND customer_id = $2 ORDER BY device_id COLLATE "C"',
         ws,
         customer_id,
     )
-    return {
-        "customer_id": customer_id,
-        "attributes": _decode(attributes),
-        "identifiers": _decode(identifiers),
-        "first_seen": iso(first_seen),
-        "last_seen": iso(last_seen),
-        "event_count": event_count,
-        "devices": [
-            {
-                "device_id": d,
-                "platform": p,
-                "app_version": v,
-                "first_seen": iso(f),
-                "last_seen": iso(last),
-                "last_ip": ip,
-            }
-            for d, p, v, f, last, ip in devices
-        ],
-    }
+    return user_view(customer_id, row, devices)
 
 
 async def events(
@@ -85,36 +60,21 @@ async def events(
         *args,
         q.limit + 1,
     )
-    page = rows[: q.limit]
-    if q.after_seq is not None:
-        cursor = page[-1][0] if page else None
-    else:
-        cursor = page[-1][0] if len(rows) > q.limit else None
-    return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
+    return event_page(rows, q)
 
 
 async def schema(conn: asyncpg.Connection, ws: str) -> dict[str, Any]:
-    found: dict[str, dict[str, Any]] = {}
-    for action, count, first, last in await conn.fetch(
+    names = await conn.fetch(
         "SELECT action, count, first_seen, last_seen FROM schema_events WHERE workspace = $1 "
         'ORDER BY action COLLATE "C"',
         ws,
-    ):
-        found[action] = {
-            "action": action,
-            "count": count,
-            "first_seen": iso(first),
-            "last_seen": iso(last),
-            "attributes": {},
-        }
-    for action, attribute, type_, count in await conn.fetch(
+    )
+    attributes = await conn.fetch(
         "SELECT action, attribute, type, count FROM schema_attributes WHERE workspace = $1 "
         'ORDER BY action COLLATE "C", attribute COLLATE "C", type COLLATE "C"',
         ws,
-    ):
-        if action in found:
-            found[action]["attributes"].setdefault(attribute, {})[type_] = count
-    return {"events": list(found.values())}
+    )
+    return schema_view(names, attributes)
 
 
 async def issues(conn: asyncpg.Connection, ws: str, since: int | None) -> list[dict[str, Any]]:
@@ -124,10 +84,7 @@ async def issues(conn: asyncpg.Connection, ws: str, since: int | None) -> list[d
         ws,
         since or 0,
     )
-    return [
-        {"request_id": r, "index": i, "attribute": a, "reason": why, "at": iso(at)}
-        for r, i, a, why, at in rows
-    ]
+    return issue_views(rows)
 
 
 async def counts(conn: asyncpg.Connection, ws: str) -> dict[str, int]:

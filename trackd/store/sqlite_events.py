@@ -19,15 +19,13 @@ import msgspec
 
 from trackd.embedded import connect
 from trackd.errors import StoreError
-from trackd.models import EventRecord, Plan
+from trackd.models import Plan
 from trackd.processor.rollup import Rollup, rollup
 from trackd.store.base import FROM_END, EventQuery
-from trackd.wire.times import iso
+from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
-_decode_event = msgspec.json.Decoder(EventRecord).decode
-_decode = msgspec.json.decode
 
 
 def _migrations() -> str:
@@ -110,10 +108,7 @@ class SQLiteEventStore:
                 "WHERE workspace = ? AND at >= ? ORDER BY id LIMIT 10000",
                 (workspace_id, since or 0),
             ).fetchall()
-            return [
-                {"request_id": r, "index": i, "attribute": a, "reason": why, "at": iso(at)}
-                for r, i, a, why, at in rows
-            ]
+            return issue_views(rows)
 
         return await self._run(read)
 
@@ -303,31 +298,12 @@ def _user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any]
     ).fetchone()
     if row is None:
         return None
-    attributes, identifiers, first_seen, last_seen, event_count = row
     devices = conn.execute(
         "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
         "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
         (ws, customer_id),
     ).fetchall()
-    return {
-        "customer_id": customer_id,
-        "attributes": _decode(attributes),
-        "identifiers": _decode(identifiers),
-        "first_seen": iso(first_seen),
-        "last_seen": iso(last_seen),
-        "event_count": event_count,
-        "devices": [
-            {
-                "device_id": d,
-                "platform": p,
-                "app_version": v,
-                "first_seen": iso(f),
-                "last_seen": iso(last),
-                "last_ip": ip,
-            }
-            for d, p, v, f, last, ip in devices
-        ],
-    }
+    return user_view(customer_id, row, devices)
 
 
 def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
@@ -352,42 +328,18 @@ def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any
         f"ORDER BY seq {order} LIMIT ?",
         (*args, q.limit + 1),
     ).fetchall()
-    page = rows[: q.limit]
-    if q.after_seq is not None:
-        cursor = page[-1][0] if page else None
-    else:
-        cursor = page[-1][0] if len(rows) > q.limit else None
-    return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
-
-
-def event_view(event: EventRecord, customer_id: str) -> dict[str, Any]:
-    """An event as the read API shows it: times as ISO 8601 UTC."""
-    view = msgspec.structs.asdict(event)
-    view["customer_id"] = customer_id
-    for name in ("user_time", "current_time", "received_at"):
-        view[name] = iso(view[name])
-    return view
+    return event_page(rows, q)
 
 
 def _schema(conn: sqlite3.Connection, ws: str) -> dict[str, Any]:
-    events: dict[str, dict[str, Any]] = {}
-    for action, count, first, last in conn.execute(
+    names = conn.execute(
         "SELECT action, count, first_seen, last_seen FROM schema_events WHERE workspace = ? "
         "ORDER BY action",
         (ws,),
-    ):
-        events[action] = {
-            "action": action,
-            "count": count,
-            "first_seen": iso(first),
-            "last_seen": iso(last),
-            "attributes": {},
-        }
-    for action, attribute, type_, count in conn.execute(
+    ).fetchall()
+    attributes = conn.execute(
         "SELECT action, attribute, type, count FROM schema_attributes WHERE workspace = ? "
         "ORDER BY action, attribute, type",
         (ws,),
-    ):
-        if action in events:
-            events[action]["attributes"].setdefault(attribute, {})[type_] = count
-    return {"events": list(events.values())}
+    ).fetchall()
+    return schema_view(names, attributes)

@@ -1,13 +1,22 @@
-"""What the read API shows of stored rows, shared by the event store adapters."""
+"""What the read API shows of stored rows, shared by the event store adapters.
+
+Each adapter runs its own SQL and hands the rows here, in the column order each function names,
+so SQLite and PostgreSQL answer with the same shapes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 from trackd.models import EventRecord
+from trackd.store.base import EventQuery
 from trackd.wire.times import iso
+
+_decode_event = msgspec.json.Decoder(EventRecord).decode
+_decode = msgspec.json.decode
 
 
 def event_view(event: EventRecord, customer_id: str) -> dict[str, Any]:
@@ -17,3 +26,72 @@ def event_view(event: EventRecord, customer_id: str) -> dict[str, Any]:
     for name in ("user_time", "current_time", "received_at"):
         view[name] = iso(view[name])
     return view
+
+
+def event_page(
+    rows: Sequence[Sequence[Any]], q: EventQuery
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of events and the cursor to the next one, from up to `q.limit + 1` rows of
+    (seq, customer_id, doc) in the page's order: the extra row says whether more are older."""
+    page = rows[: q.limit]
+    if q.after_seq is not None:
+        cursor = page[-1][0] if page else None
+    else:
+        cursor = page[-1][0] if len(rows) > q.limit else None
+    return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
+
+
+def user_view(
+    customer_id: str, row: Sequence[Any], devices: Iterable[Sequence[Any]]
+) -> dict[str, Any]:
+    """A user with its devices, from its `users` row (attributes, identifiers, first_seen,
+    last_seen, event_count) and its `devices` rows (device_id, platform, app_version,
+    first_seen, last_seen, last_ip) in the order shown."""
+    attributes, identifiers, first_seen, last_seen, event_count = row
+    return {
+        "customer_id": customer_id,
+        "attributes": _decode(attributes),
+        "identifiers": _decode(identifiers),
+        "first_seen": iso(first_seen),
+        "last_seen": iso(last_seen),
+        "event_count": event_count,
+        "devices": [
+            {
+                "device_id": d,
+                "platform": p,
+                "app_version": v,
+                "first_seen": iso(f),
+                "last_seen": iso(last),
+                "last_ip": ip,
+            }
+            for d, p, v, f, last, ip in devices
+        ],
+    }
+
+
+def schema_view(
+    events: Iterable[Sequence[Any]], attributes: Iterable[Sequence[Any]]
+) -> dict[str, Any]:
+    """The schema catalogue, from `schema_events` rows (action, count, first_seen, last_seen)
+    and `schema_attributes` rows (action, attribute, type, count) in the order shown."""
+    found: dict[str, dict[str, Any]] = {}
+    for action, count, first, last in events:
+        found[action] = {
+            "action": action,
+            "count": count,
+            "first_seen": iso(first),
+            "last_seen": iso(last),
+            "attributes": {},
+        }
+    for action, attribute, type_, count in attributes:
+        if action in found:
+            found[action]["attributes"].setdefault(attribute, {})[type_] = count
+    return {"events": list(found.values())}
+
+
+def issue_views(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Issues, from rows of (request_id, action_index, attribute, reason, at)."""
+    return [
+        {"request_id": r, "index": i, "attribute": a, "reason": why, "at": iso(at)}
+        for r, i, a, why, at in rows
+    ]
