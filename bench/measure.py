@@ -1,0 +1,126 @@
+"""One measurement: wrk against a fresh server, re-measured when other work disturbed it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.machine import busy, core_times, cpu_seconds, pinned, process_tree
+from bench.model import BENCH, BODIES, CLIENT_CORE, SERVER_CORE, WORKSPACE, Options, Result
+from bench.servers import Server, durable_envelopes, lost_ids, running
+
+
+def wrk(
+    opts: Options,
+    server: Server,
+    body: str,
+    seconds: float,
+    rate: float | None = None,
+    ids: Path | None = None,
+) -> Result:
+    """One wrk run against ``server``; ``rate`` (requests/s in all) switches to open loop;
+    ``ids``: where wrk writes the request_id of every 200."""
+    actions, pool = BODIES[body]
+    connections = opts.paced_connections if rate else opts.connections
+    threads = connections if rate else 1
+    if rate:
+        pool = max(8, pool // 8)  # one wrk thread per connection: keep memory small
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+    ]
+    command += ["-s", str(BENCH / "track.lua"), server.url, "--"]
+    command += [WORKSPACE, server.authorization, str(actions), str(pool)]
+    env = dict(os.environ)
+    env.pop("TRACKD_BENCH_RATE", None)
+    env.pop("TRACKD_BENCH_IDS", None)
+    if rate:
+        env["TRACKD_BENCH_RATE"] = f"{rate / connections:.3f}"
+    if ids:
+        env["TRACKD_BENCH_IDS"] = str(ids)
+    pids = process_tree(server.proc.pid)
+    before = cpu_seconds(pids)
+    cores = core_times()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            pinned(CLIENT_CORE, command, opts.pin), stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        server_cpu = cpu_seconds(pids) - before
+        server_core, client_core = busy(cores, SERVER_CORE), busy(cores, CLIENT_CORE)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    wall = data["duration_us"] / 1e6
+    latency = data["scheduled_latency_us"] if rate else data["latency_us"]
+    errors = data["errors"]
+    return Result(
+        server=server.name if rate is None else f"{server.name}@50%",
+        body=body,
+        actions=actions,
+        seconds=wall,
+        requests=data["requests"],
+        statuses=data["statuses"],
+        socket_errors=sum(errors[k] for k in ("connect", "read", "write", "timeout")),
+        p50_ms=latency["p50"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        server_cpu=100 * server_cpu / wall,
+        wrk_cpu=100 * (usage.ru_utime + usage.ru_stime) / wall,
+        server_core=server_core,
+        client_core=client_core,
+        target_rate=rate,
+    )
+
+
+def measure(opts: Options, name: str, body: str, rate: float | None = None) -> Result:
+    """The least disturbed of up to 1 + ``opts.retries`` attempts, each on a fresh server.
+
+    Another attempt is made only when other work on the machine took more than
+    ``opts.max_interference`` % of the two cores; an attempt with a non-2xx answer, a socket
+    error or a lost 200 is returned at once, never measured away."""
+    best: Result | None = None
+    for attempt in range(1 + opts.retries):
+        result = attempt_once(opts, name, body, rate, attempt)
+        if not result.clean:
+            return result
+        if best is None or result.interference < best.interference:
+            best = result
+        if result.interference <= opts.max_interference:
+            break
+        print(
+            f"  disturbed: {result.interference:.0f}% of the cores went to other work", flush=True
+        )
+    assert best is not None
+    print(f"  measured {best.server:<16} {body:<10} {best.rps:>10,.0f} req/s", flush=True)
+    return best
+
+
+def attempt_once(opts: Options, name: str, body: str, rate: float | None, attempt: int) -> Result:
+    tag = f"{name}-{BODIES[body][0]}{'-paced' if rate else ''}-{attempt}"
+    files = [opts.scratch / f"{tag}-warmup.ids", opts.scratch / f"{tag}.ids"]
+    if not name.startswith("trackd"):
+        files = [None, None]  # nginx and the baseline: no per-request bookkeeping in wrk
+    with running(opts, name, tag) as server:
+        warm = None
+        if opts.warmup and not rate:
+            warm = wrk(opts, server, body, opts.warmup, ids=files[0])
+        result = wrk(opts, server, body, opts.seconds, rate, ids=files[1])
+        if server.data_dir is not None:  # trackd: SIGKILL, then look for every 200 on disk
+            server.stop(hard=True)
+            committed, result.backlog = durable_envelopes(server.data_dir)
+            result.durable = committed - (warm.ok if warm else 0)
+            answered = {i for f in files if f and f.exists() for i in f.read_text().split()}
+            result.lost = lost_ids(server.data_dir, answered)
+    result.attempts = attempt + 1
+    return result
