@@ -98,7 +98,9 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    settings = Settings(registry_refresh_seconds=0.05, data_dir=str(tmp_path), admin_token="tok")
+    settings = Settings(
+        registry_refresh_seconds=0.05, data_dir=str(tmp_path), admin_token="tok", processor="inline"
+    )
     app = TrackdApp(
         settings,
         store=MemoryWorkspaceStore(),

@@ -21,7 +21,9 @@ from uvicorn.supervisors import Multiprocess
 
 from trackd import admin
 from trackd.edge.app import create_app
+from trackd.edge.protocol import ClientLimits, Config, TrackdHttpProtocol
 from trackd.embedded import FileLease
+from trackd.processor.child import ProcessorChild
 from trackd.processor.runner import Processor
 from trackd.processor.service import ProcessorService
 from trackd.queue import open_queue
@@ -42,12 +44,16 @@ def serve(settings: Settings) -> int:
     base = f"http://{shown}:{port}"  # the bound port, also with --port 0
     asyncio.run(_ensure_demo(settings, base))
     print(f"trackd listening on {base}", flush=True)
-    config = uvicorn.Config(
+    config = Config(
         create_app(settings) if settings.workers == 1 else "trackd.edge.app:from_environment",
         factory=settings.workers > 1,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=TrackdHttpProtocol,  # httptools, plus header/body deadlines and head size caps
+        client_limits=ClientLimits(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+        ),
         lifespan="on",
         access_log=False,
         log_config=None,
@@ -55,13 +61,21 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
         backlog=4096,
     )
-    if settings.workers > 1:
-        os.environ[SETTINGS_ENV] = settings.to_json().decode()
-        Multiprocess(config, sockets=[sock]).run()
-        return 0
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    return 0 if server.started else 3
+    child = None
+    if settings.embedded_processor() and settings.processor == "process":
+        child = ProcessorChild(settings)
+        child.start()
+    try:
+        if settings.workers > 1:
+            os.environ[SETTINGS_ENV] = settings.to_json().decode()
+            Multiprocess(config, sockets=[sock]).run()
+            return 0
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        return 0 if server.started else 3
+    finally:  # the edge has drained: now the processor
+        if child is not None:
+            child.stop(settings.graceful_timeout_seconds)
 
 
 def _exit_cleanly(signum: int, frame: object) -> NoReturn:

@@ -39,6 +39,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     graceful_timeout_seconds: float = 10.0
     #: Bearer token that reads every workspace through `/api` (empty: none).
     admin_token: str = ""
+    #: Where `serve` runs the embedded processor: "process" (a `trackd worker` child process,
+    #: so the edge and the processor each get a core: measured in BENCHMARKS.md), "inline"
+    #: (in the edge's own event loop: one process, for tests), or "off".
+    processor: str = "process"
+    #: Seconds a client has to send a request's line and headers, then its whole body; past
+    #: either the connection is closed (slow clients, `trackd.edge.protocol`).
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
 
     @property
     def data_path(self) -> Path:

@@ -71,11 +71,12 @@ class TrackdApp:
             self.registry, self.events, self.queue, settings.admin_token or None, self.stats
         )
         self.processing: ProcessorService | None = None
-        if settings.embedded_processor():
+        if settings.embedded_processor() and settings.processor == "inline":
             lease = FileLease(settings.data_path / "processor.lease")
             self.processing = ProcessorService(Processor(self.queue, self.events), lease)
         self._openapi = encode(openapi_document())
         self._flusher: asyncio.Task[None] | None = None
+        self._stop_flushing = asyncio.Event()
         self.started = False
 
     async def stats(self, workspace_id: str) -> dict[str, int | float]:
@@ -89,14 +90,15 @@ class TrackdApp:
         await self.registry.start()
         if self.processing is not None:
             await self.processing.start()
+        self._stop_flushing.clear()
         self._flusher = asyncio.create_task(self._flush_counters(), name="trackd-counters")
         self.started = True
 
     async def shutdown(self) -> None:
         self.started = False
         await self.registry.stop()
-        if self._flusher is not None:
-            self._flusher.cancel()
+        if self._flusher is not None:  # not cancelled: a cancelled write loses its counts
+            self._stop_flushing.set()
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self._flush_once()
         if self.processing is not None:
@@ -107,16 +109,19 @@ class TrackdApp:
         await self.store.aclose()
 
     async def _flush_counters(self) -> None:
-        while True:
-            await asyncio.sleep(COUNTER_FLUSH_SECONDS)
+        while not self._stop_flushing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_flushing.wait(), COUNTER_FLUSH_SECONDS)
             await self._flush_once()
 
     async def _flush_once(self) -> None:
         taken = self.counters.take_rejected()
         try:
             await self.events.add_counts(taken)
-        except Exception:
+        except Exception:  # a full disk, say: kept for the next flush
             log.exception("could not record %d rejection counts", sum(taken.values()))
+            for (workspace_id, _), n in taken.items():
+                self.counters.rejected[workspace_id] += n
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
