@@ -44,7 +44,11 @@ class Processor:
             raise
         finally:
             self.busy = False
-        await self.queue.ack(self.consumer, deliveries)
+        try:
+            await self.queue.ack(self.consumer, deliveries)
+        except Exception:  # a full disk, say: taken again, and the store's check skips them
+            await self.queue.nack(self.consumer)
+            raise
         self.processed_envelopes += len(deliveries)
         return len(deliveries)
 

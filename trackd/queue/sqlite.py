@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -61,9 +62,11 @@ class SQLiteQueue:
         self._max_pending = max_pending
         self._dedupe_seconds = dedupe_seconds
         self._pending: list[tuple[_Item, asyncio.Future[bool]]] = []
+        self._writing = 0  # puts in the batch being committed: they wait for the disk too
         self._wakeup = asyncio.Event()
         self._appended = asyncio.Event()
         self._healthy = True
+        self._room_needed = 0  # bytes free on the disk before `ready` probes after a failure
         self._closing = False
         self._cursor: dict[str, int] = {}
         self._acks = 0
@@ -91,7 +94,7 @@ class SQLiteQueue:
     async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool:
         if self._closing or self._writer_task is None:
             raise QueueUnavailable("the queue is closed")
-        if len(self._pending) >= self._max_pending:
+        if self._waiting() >= self._max_pending:
             raise QueueUnavailable("too many writes are waiting for the disk")
         item = (
             envelope.request_id,
@@ -114,23 +117,40 @@ class SQLiteQueue:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
+                self._writing = len(batch)
                 try:
                     results = await loop.run_in_executor(
                         self._write_pool, self._write_batch, [item for item, _ in batch]
                     )
-                except QueueUnavailable as exc:
-                    self._healthy = False
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                except Exception as exc:  # whatever it is, the writer lives on: no put hangs
+                    self._failed(batch, exc)
                     continue
+                finally:
+                    self._writing = 0
                 self._healthy = True
+                self._room_needed = 0
                 for (_, future), stored in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(stored)
                 self._appended.set()
             if self._closing:
                 return
+
+    def _waiting(self) -> int:
+        """Puts not yet answered: `max_pending` bounds them all, the batch on the disk too."""
+        return len(self._pending) + self._writing
+
+    def _failed(self, batch: list[tuple[_Item, asyncio.Future[bool]]], exc: Exception) -> None:
+        """Nothing of the batch is kept: its puts raise, and `ready` is False until the disk has
+        room for twice its size (the WAL's copy, then the checkpoint's) and a probe write works."""
+        self._healthy = False
+        self._room_needed = 2 * sum(len(item[4]) for item, _ in batch)
+        if not isinstance(exc, QueueUnavailable):
+            log.error("queue write of %d envelopes failed", len(batch), exc_info=exc)
+            exc = QueueUnavailable(f"queue write failed: {exc!r}")
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
 
     def _write_batch(self, items: list[_Item]) -> list[bool]:
         conn = self._wconn
@@ -157,7 +177,8 @@ class SQLiteQueue:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+                    conn.execute("ROLLBACK")
             log.error("queue write of %d envelopes failed: %s", len(items), exc)
             raise QueueUnavailable(str(exc)) from exc
         return results
@@ -253,9 +274,13 @@ class SQLiteQueue:
     async def ready(self) -> bool:
         if self._closing or self._writer_task is None:
             return False
-        if len(self._pending) >= self._max_pending:
+        if self._waiting() >= self._max_pending:
             return False
         if not self._healthy:
+            # A failed batch leaves WAL space behind that a one-row probe fits in on a full
+            # disk: the free space must hold the batch that failed before the probe counts.
+            if _free_bytes(self._path.parent) < self._room_needed:
+                return False
             try:
                 await asyncio.get_running_loop().run_in_executor(self._write_pool, self._probe)
                 self._healthy = True
@@ -264,6 +289,7 @@ class SQLiteQueue:
         return True
 
     def _probe(self) -> None:
+        """One row rewritten: the disk takes writes again (a read-only or failed disk does not)."""
         with self._wconn as conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT OR REPLACE INTO probe VALUES (1)")
@@ -299,3 +325,8 @@ class SQLiteQueue:
         await loop.run_in_executor(self._read_pool, self._rconn.close)
         self._write_pool.shutdown()
         self._read_pool.shutdown()
+
+
+def _free_bytes(directory: Path) -> int:
+    stat = os.statvfs(directory)
+    return stat.f_bavail * stat.f_frsize
