@@ -25,6 +25,7 @@ from trackd.wire.times import parse_time
 
 PREFIX = "/api/workspaces/"
 MAX_LIMIT = 1000
+MAX_SEQ = 2**63 - 1  # event sequence numbers are signed 64-bit integers in every store
 
 
 def _bad(message: str, attribute: str) -> ContractError:
@@ -108,12 +109,17 @@ def _time(query: dict[str, str], name: str) -> int | None:
     return value
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes "²", which `int` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _event_query(workspace_id: str, query: dict[str, str]) -> EventQuery:
     limit = query.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+    if not _digits(limit) or not 1 <= int(limit) <= MAX_LIMIT:
         raise _bad(f"limit is expected to be an integer from 1 to {MAX_LIMIT}", "limit")
     cursor = query.get("cursor")
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (_digits(cursor) and int(cursor) <= MAX_SEQ):
         raise _bad("cursor is expected to be a next_cursor value", "cursor")
     return EventQuery(
         workspace_id=workspace_id,

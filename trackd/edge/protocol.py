@@ -1,0 +1,169 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol plus the client limits it lacks.
+
+uvicorn (0.54, httptools) times out only an idle keep-alive connection *after* a response.
+Measured against `trackd serve`: a client that connects and sends nothing, sends its headers a
+byte at a time, or declares a body it never finishes keeps its connection (and, for the body,
+its request task) for as long as it likes; a 100 KB header or 500 header fields are accepted
+(llhttp has no size limit, and httptools buffers a header line until it ends). So this protocol
+adds, per request:
+
+- a header deadline: the request line and headers must all arrive within `header_timeout` of the
+  connection (or of the request's first byte on a keep-alive connection); else it is closed;
+- a body deadline: the whole body must arrive within `body_timeout` of the headers; else the
+  connection is closed and the app sees a disconnect (nothing answered, nothing kept);
+- a head size cap: at most `max_header_fields` fields and `max_head_bytes` of request line and
+  headers (431, or 414 for the URL alone), counted as they arrive, so a header that never ends
+  is cut off too.
+
+Errors found below the app (these, and an unparseable request) get the contract's error body
+shape with an `X-Request-Id`, and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import msgspec
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from trackd.errors import ContractError
+from trackd.wire import contract
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientLimits:
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_fields: int = 100
+    max_head_bytes: int = 32768
+    max_url_bytes: int = 8192
+
+
+class Config(uvicorn.Config):
+    """uvicorn's Config carrying trackd's `ClientLimits` to the protocol (and, pickled, to
+    every `--workers` process)."""
+
+    def __init__(self, app: Any, *, client_limits: ClientLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.client_limits = client_limits
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback; httptools turns it into an HttpParserError, on which
+    uvicorn calls `send_400_response`, which answers `refusal` instead."""
+
+
+INVALID = ContractError(400, "Bad Request", "Invalid HTTP request received.")
+URL_TOO_LONG = ContractError(414, "URI Too Long", "The request URL is too long")
+HEAD_TOO_LARGE = ContractError(
+    431, "Request Header Fields Too Large", "The request headers are too many or too large"
+)
+
+
+class TrackdHttpProtocol(HttpToolsProtocol):
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # between a request's first byte (or the connection) and its headers
+        self._heads = 0  # requests whose headers are complete, on this connection
+        self._raw_head = 0  # bytes received while in the head, counted per chunk
+        self._head_size = 0  # bytes of request line and headers, counted by the parser
+        self._fields = 0
+        self._refusal = INVALID
+
+    # -- deadlines ------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_size, self._fields = True, 0, 0
+        if self._deadline is None:  # a keep-alive connection's next request
+            self._arm(self.limits.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._raw_head = False, 0
+        self._heads += 1
+        self._arm(self.limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_head = True
+        super().on_message_complete()
+
+    # -- head size ------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        in_head, heads = self._in_head, self._heads
+        super().data_received(data)
+        if in_head and heads == self._heads and not self.transport.is_closing():
+            # The whole chunk belongs to a head still unfinished: httptools buffers it.
+            self._raw_head += len(data)
+            if self._raw_head > self.limits.max_head_bytes:
+                self._refuse(HEAD_TOO_LARGE)
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self.limits.max_url_bytes:
+            self._refusal = URL_TOO_LONG
+            raise _HeadTooLarge
+        self._grow(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        self._grow(len(name) + len(value) + 4)
+        if self._fields > self.limits.max_header_fields:
+            self._refusal = HEAD_TOO_LARGE
+            raise _HeadTooLarge
+        super().on_header(name, value)
+
+    def _grow(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.limits.max_head_bytes:
+            self._refusal = HEAD_TOO_LARGE
+            raise _HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse (or one a callback refused)."""
+        self._refuse(self._refusal)
+
+    def _refuse(self, error: ContractError) -> None:
+        self._disarm()
+        request_id = contract.new_request_id()
+        body = msgspec.json.encode(contract.error_body(error, request_id))
+        head = [
+            STATUS_LINE[error.status],
+            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"x-request-id: %s\r\n" % request_id.encode(),
+            b"connection: close\r\n\r\n",
+        ]
+        if not self.transport.is_closing():
+            self.transport.write(b"".join([*head, body]))
+            self.transport.close()
