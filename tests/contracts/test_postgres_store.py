@@ -469,3 +469,40 @@ def test_without_asyncpg_the_error_names_the_postgres_extra(
     for opener in (open_workspace_store, open_event_store):
         with pytest.raises(MissingDriver, match=r"pip install 'trackd\[postgres\]'"):
             opener("postgresql://postgres@127.0.0.1/test")
+
+
+@needs_service("postgresql", postgres_db.available)
+async def test_a_nul_character_never_stalls_the_postgres_store() -> None:
+    """PostgreSQL refuses U+0000 in text and jsonb; the store writes U+FFFD instead, so one
+    such request is stored (and readable) rather than failing its batch forever."""
+    from trackd.models import Action, Envelope
+    from trackd.processor.plan import plan
+    from trackd.store.postgres import PostgresStore
+
+    store = PostgresStore(postgres_db.store_url())
+    await store.open()
+    try:
+        envelope = Envelope(
+            request_id="nul1",
+            workspace_id="WS1",
+            received_at=1_708_939_453_396,
+            customer_id="a\x00b",
+            device_id="a\x00b",
+            actions=[
+                Action(
+                    index=0,
+                    action="Bad\x00Name",
+                    attributes={"k\x00": "v\x00"},
+                    current_time=1_708_939_453_396,
+                    user_time=1_708_939_453_396,
+                    user_timezone_offset=0,
+                )
+            ],
+        )
+        await store.apply([plan(envelope)])
+        user = await store.user("WS1", "a\x00b")
+        assert user is not None and user["customer_id"] == "a\ufffdb"
+        assert user["event_count"] == 1
+        assert (await store.counts("WS1"))["processed_events"] == 1
+    finally:
+        await store.aclose()

@@ -8,6 +8,7 @@ another: the Basic user must be the workspace in the path (403 otherwise).
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,6 +23,8 @@ from trackd.store.base import EventQuery, EventStore
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
 from trackd.wire.times import parse_time
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/workspaces/"
 MAX_LIMIT = 1000
@@ -53,6 +56,9 @@ class ReadAPI:
             status, body = await self._route(scope)
         except ContractError as exc:
             status, body = exc.status, contract.error_body(exc, request_id)
+        except Exception:  # row 28's answer, never a bare 500 from the server
+            log.exception("unexpected failure on read request %s", request_id)
+            status, body = 500, contract.error_body(contract.unexpected(), request_id)
         await send_json(send, status, encode(body), [(b"x-request-id", request_id.encode())])
 
     async def _route(self, scope: Scope) -> tuple[int, Any]:

@@ -177,6 +177,7 @@ class PostgresStore:
                 await ev.add_counters(conn, counts)
 
     async def user(self, workspace_id: str, customer_id: str) -> dict[str, Any] | None:
+        customer_id = customer_id.replace("\x00", "\ufffd")  # as stored (postgres_events)
         async with self._connection() as conn:
             return await reads.user(conn, workspace_id, customer_id)
 

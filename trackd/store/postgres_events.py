@@ -37,7 +37,21 @@ def _lock_key(workspace: str) -> int:
     return key - (1 << 32) if key >= 1 << 31 else key  # pg's int4
 
 
+_PLAN_JSON = msgspec.json.Encoder()
+_PLAN_DECODE = msgspec.json.Decoder(Plan)
+
+
+def without_nul(plan: Plan) -> Plan:
+    """PostgreSQL's text and jsonb cannot hold U+0000, which JSON (and SQLite) can: it becomes
+    U+FFFD, so one such request never stalls the processor (its batch would fail forever)."""
+    raw = _PLAN_JSON.encode(plan)
+    if b"\\u0000" not in raw:
+        return plan
+    return _PLAN_DECODE.decode(raw.replace(b"\\u0000", b"\\ufffd"))
+
+
 async def apply(conn: asyncpg.Connection, plans: list[Plan]) -> None:
+    plans = [without_nul(plan) for plan in plans]
     async with conn.transaction():
         keys = sorted({_lock_key(p.workspace_id) for p in plans})
         await conn.execute(
