@@ -3,15 +3,25 @@ X-Forwarded-For, unknown keys) and what the queued envelope then holds."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gzip
+from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
+from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import MALFORMED, failure, queued, success
 from tests.edge.payloads import httpx_json
+from trackd import admin
+from trackd.edge.app import TrackdApp
+from trackd.limiter.memory import MemoryLimiter
 from trackd.models import Action
+from trackd.queue.sqlite import SQLiteQueue
+from trackd.settings import Settings
+from trackd.store import open_event_store
+from trackd.store.memory import MemoryWorkspaceStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 
@@ -269,3 +279,40 @@ async def test_seed_request_queues_the_whole_envelope(harness: Harness) -> None:
     assert (envelope.project_code, envelope.user_identifiers) == (None, None)
     assert envelope.warnings == []
     assert envelope.actions == [SEED_ACTION]
+
+
+async def test_concurrent_retries_with_one_key_ingest_once_and_spend_quota_once(
+    tmp_path: Path,
+) -> None:
+    """On the SQLite queue both retries pass `seen` before either commits (group commit), so
+    the queue's dedupe decides: the loser answers the same 200, ingests nothing and gives its
+    quota back."""
+    app = TrackdApp(
+        Settings(data_dir=str(tmp_path), processor="off"),
+        store=MemoryWorkspaceStore(),
+        events=open_event_store("memory://"),
+        queue=SQLiteQueue(tmp_path / "queue.db"),
+        limiter=MemoryLimiter(),
+    )
+    await app.startup()
+    try:
+        _, key = await admin.create_workspace(app.store, workspace_id="WS1")
+        await app.registry.reload()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            headers = {
+                "Authorization": basic("WS1", key),
+                "Content-Type": "application/json",
+                "Idempotency-Key": "same-key",
+            }
+            first, second = await asyncio.gather(
+                *(client.post("/v1/event/WS1", json=SEED_BODY, headers=headers) for _ in "ab")
+            )
+            after = await client.post("/v1/event/WS1", json=SEED_BODY, headers=headers)
+        assert (first.status_code, second.status_code, after.status_code) == (200, 200, 200)
+        assert first.json() == second.json() == after.json()
+        envelopes = await app.queue.get("inspect", 100, 0)
+        assert [d.envelope.request_id for d in envelopes] == [first.json()["request_id"]]
+        assert after.headers["x-ratelimit-remaining"] == str(30000 - 1)
+    finally:
+        await app.shutdown()

@@ -161,11 +161,14 @@ class TrackEndpoint:
             update_existing_only=validated.update_existing_only,
         )
         try:
-            await self.queue.put(envelope, idempotent=bool(key))  # row 27
+            stored = await self.queue.put(envelope, idempotent=bool(key))  # row 27
         except QueueUnavailable as exc:
             log.warning("queue refused request %s: %s", request.request_id, exc)
             await self._refund(limit_key, validated.event_count)
             raise contract.queue_unavailable() from exc
+        if not stored:  # a concurrent retry with the same key won: this one ingests nothing
+            await self._refund(limit_key, validated.event_count)
+            return self._success(request, validated, decision)
         self.counters.accepted_events += validated.event_count
         self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
