@@ -15,6 +15,8 @@ adds, per request:
   headers (431, or 414 for the URL alone), counted as they arrive, so a header that never ends
   is cut off too.
 
+Deadlines are enforced to within `SWEEP_SECONDS` by one timer per event loop.
+
 Errors found below the app (these, and an unparseable request) get the contract's error body
 shape with an `X-Request-Id`, and the connection is closed.
 """
@@ -63,11 +65,54 @@ HEAD_TOO_LARGE = ContractError(
 )
 
 
+#: How often one timer per event loop closes the connections past their deadline: deadlines are
+#: kept to within this, and arming one per request is a float store, not a timer (2 us each).
+SWEEP_SECONDS = 0.5
+
+
+class _Deadlines:
+    """The connections of one event loop that have a deadline, and the timer that enforces it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watched: set[TrackdHttpProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, protocol: TrackdHttpProtocol) -> None:
+        self.watched.add(protocol)
+        if self._timer is None:
+            self._timer = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    def forget(self, protocol: TrackdHttpProtocol) -> None:
+        self.watched.discard(protocol)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for protocol in [
+            p for p in self.watched if p.deadline_at is not None and p.deadline_at <= now
+        ]:
+            protocol.expire()
+        self._timer = self.loop.call_later(SWEEP_SECONDS, self._sweep) if self.watched else None
+
+
+_DEADLINES: dict[asyncio.AbstractEventLoop, _Deadlines] = {}
+
+
+def _deadlines(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    deadlines = _DEADLINES.get(loop)
+    if deadlines is None:
+        for old in [other for other in _DEADLINES if other.is_closed()]:
+            del _DEADLINES[old]
+        deadlines = _DEADLINES[loop] = _Deadlines(loop)
+    return deadlines
+
+
 class TrackdHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadlines = _deadlines(self.loop)
+        self.deadline_at: float | None = None  # loop time at which the connection is closed
         self._in_head = True  # between a request's first byte (or the connection) and its headers
         self._heads = 0  # requests whose headers are complete, on this connection
         self._raw_head = 0  # bytes received while in the head, counted per chunk
@@ -78,31 +123,30 @@ class TrackdHttpProtocol(HttpToolsProtocol):
     # -- deadlines ------------------------------------------------------------------------
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire)
+        self.deadline_at = self.loop.time() + seconds
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self.deadline_at = None
 
-    def _expire(self) -> None:
-        self._deadline = None
+    def expire(self) -> None:
+        self.deadline_at = None
         if not self.transport.is_closing():
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._deadlines.watch(self)
         self._arm(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._deadlines.forget(self)
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head, self._head_size, self._fields = True, 0, 0
-        if self._deadline is None:  # a keep-alive connection's next request
+        if self.deadline_at is None:  # a keep-alive connection's next request
             self._arm(self.limits.header_timeout)
 
     def on_headers_complete(self) -> None:

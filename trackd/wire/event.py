@@ -8,14 +8,16 @@ everything it dropped, cut or rewrote. In a strict workspace the first warning b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from trackd.errors import ContractError
 from trackd.models import Action, Warning, Workspace
 from trackd.wire import contract, times, values
 
 PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV", "unknown")}
+_EXACT_PLATFORMS = {p: p for p in PLATFORMS.values()}
 
 #: customer_id values MoEngage does not allow (REF §5), compared case-insensitively.
 DISALLOWED_CUSTOMER_IDS = frozenset(
@@ -58,6 +60,103 @@ def validate_event(
             warnings.append(Warning(index, "customer_id_disallowed"))
             continue
         action = _normalise(index, raw, parsed, workspace, received_ms, warnings)
+        if action is not None:
+            actions.append(action)
+    if workspace.strict and warnings:
+        raise strict_error(warnings[0])
+    return Validated(customer_id, device_id, identifiers, actions, warnings, len(raw_actions))
+
+
+# -- the typed fast path ------------------------------------------------------------------------
+#
+# Most bodies are plain: string names and ids, short scalar or string-array attributes, epoch or
+# ISO times. msgspec checks that shape in C while it decodes, so such a body skips the generic
+# walk above. Anything else (a wrong type, a null attribute, a long value, a nested object, a
+# mixed array, a number where a string is usual) fails the typed decode and takes the generic
+# path, which alone decides every error and every warning that needs a closer look. Both paths
+# give the same `Validated` for a body the typed decode accepts (tests/wire/test_event_typed.py).
+
+_Value = Annotated[str, msgspec.Meta(max_length=values.MAX_VALUE)]
+_Name = Annotated[str, msgspec.Meta(max_length=values.MAX_NAME)]
+_Array = Annotated[list[_Value], msgspec.Meta(max_length=values.MAX_ARRAY)]
+_Attributes = Annotated[
+    dict[_Name, _Value | int | float | bool | _Array],
+    msgspec.Meta(max_length=values.MAX_ATTRIBUTES),
+]
+
+
+class _TypedAction(msgspec.Struct):
+    action: Annotated[str, msgspec.Meta(min_length=1)]
+    attributes: _Attributes | None = None
+    platform: str | None = None
+    app_version: str | None = None
+    user_time: int | str | None = None
+    current_time: int | str | None = None
+    user_timezone_offset: int | None = None
+    moe_os_type: str | None = None
+    real_time_action: str | None = None
+
+
+class _TypedEvent(msgspec.Struct):
+    type: Literal["event"]
+    actions: Annotated[list[_TypedAction], msgspec.Meta(min_length=1)]
+    customer_id: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    device_id: str | None = None
+    user_identifiers: dict[str, Any] | None = None
+
+
+_decode_typed = msgspec.json.Decoder(_TypedEvent).decode
+
+
+def _maybe_reserved(attributes: dict[str, Any]) -> bool:
+    """Whether a name might carry the reserved prefix: one scan in C instead of one per name
+    (a false alarm, a NUL inside a name, only costs the closer look)."""
+    return bool(attributes) and "\0moe_" in ("\0" + "\0".join(attributes)).lower()
+
+
+def decode_event(
+    body: bytes, workspace: Workspace, project_code: str | None, received_ms: int
+) -> Validated | None:
+    """`validate_event` of a plain body, decoded and checked in one step; None: not plain.
+
+    A None sends the request down the generic path (`msgspec.json.decode`, `validate_event`),
+    which raises the contract's error if there is one."""
+    try:
+        payload = _decode_typed(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if workspace.portfolio:
+        check_project(workspace, project_code)  # row 18, as the generic path would
+    identifiers = _usable_identifiers(payload.user_identifiers, workspace) or None
+    customer_id = payload.customer_id
+    if customer_id is None and not identifiers:
+        return None  # row 19
+    raw_actions = payload.actions
+    try:
+        parsed_times = [
+            check_times(a.user_time, a.current_time, a.user_timezone_offset) for a in raw_actions
+        ]
+    except ContractError:
+        return None  # row 25
+    warnings: list[Warning] = []
+    device_id = customer_id if not payload.device_id else payload.device_id
+    if customer_id is not None and customer_id.lower() in DISALLOWED_CUSTOMER_IDS:
+        return None  # every action dropped: the generic path says so
+    actions: list[Action] = []
+    for index, (raw, parsed) in enumerate(zip(raw_actions, parsed_times, strict=True)):
+        attributes = raw.attributes or {}
+        action = normalise(
+            index,
+            raw.action,
+            attributes,
+            raw.platform,
+            (raw.app_version, raw.moe_os_type, raw.real_time_action),
+            parsed,
+            workspace,
+            received_ms,
+            warnings,
+            attributes_plain=not _maybe_reserved(attributes),
+        )
         if action is not None:
             actions.append(action)
     if workspace.strict and warnings:
@@ -145,18 +244,28 @@ Times = tuple[int | None, int | None, int | None]
 
 def _check_times(action: dict[str, Any]) -> Times:
     """Row 25: present time fields must parse; null counts as absent."""
-    parsed: list[int | None] = []
-    for field in ("user_time", "current_time"):
-        value = action.get(field)
-        ms = None if value is None else times.parse_time(value)
-        if value is not None and ms is None:
-            raise contract.expected(field, times.TIME_EXPECTED)
-        parsed.append(ms)
-    raw_offset = action.get("user_timezone_offset")
-    offset = None if raw_offset is None else times.parse_offset(raw_offset)
-    if raw_offset is not None and offset is None:
+    return check_times(
+        action.get("user_time"), action.get("current_time"), action.get("user_timezone_offset")
+    )
+
+
+def check_times(user_time: Any, current_time: Any, raw_offset: Any) -> Times:
+    """Row 25 on the three raw values: epoch milliseconds, epoch milliseconds, seconds."""
+    user_ms = None if user_time is None else _time(user_time, "user_time")
+    current_ms = None if current_time is None else _time(current_time, "current_time")
+    if raw_offset is None:
+        return user_ms, current_ms, None
+    offset = times.parse_offset(raw_offset)
+    if offset is None:
         raise contract.expected("user_timezone_offset", times.OFFSET_EXPECTED)
-    return parsed[0], parsed[1], offset
+    return user_ms, current_ms, offset
+
+
+def _time(value: Any, field: str) -> int:
+    ms = times.parse_time(value)
+    if ms is None:
+        raise contract.expected(field, times.TIME_EXPECTED)
+    return ms
 
 
 def _device_id(
@@ -179,8 +288,36 @@ def _normalise(
     received_ms: int,
     warnings: list[Warning],
 ) -> Action | None:
-    name = raw["action"]
-    if values.is_reserved(name):
+    return normalise(
+        index,
+        raw["action"],
+        raw.get("attributes") or {},
+        raw.get("platform"),
+        (raw.get("app_version"), raw.get("moe_os_type"), raw.get("real_time_action")),
+        parsed,
+        workspace,
+        received_ms,
+        warnings,
+    )
+
+
+def normalise(
+    index: int,
+    name: str,
+    raw_attributes: dict[str, Any],
+    raw_platform: Any,
+    texts: tuple[Any, Any, Any],
+    parsed: Times,
+    workspace: Workspace,
+    received_ms: int,
+    warnings: list[Warning],
+    attributes_plain: bool = False,
+) -> Action | None:
+    """One checked action as it is stored, or None when it is dropped whole (with its warning).
+
+    `texts` holds the raw `app_version`, `moe_os_type` and `real_time_action`;
+    `attributes_plain` says the typed decode found nothing in the attributes to clean."""
+    if name[3:4] == "_" and values.is_reserved(name):
         warnings.append(Warning(index, "reserved_prefix"))
         return None
     user_time, current_time, offset = times.resolve(*parsed, received_ms, workspace.timezone_offset)
@@ -188,14 +325,19 @@ def _normalise(
         warnings.append(Warning(index, "future_dated"))
         return None
     problems: list[values.Problem] = []
-    name = values.clean_name(name, problems, "action")
-    attributes, attribute_problems = values.clean_attributes(raw.get("attributes") or {})
-    problems.extend(attribute_problems)
-    platform, platform_raw = _platform(raw.get("platform"), problems)
-    app_version = _optional_text(raw, "app_version", problems)
-    moe_os_type = _optional_text(raw, "moe_os_type", problems)
-    real_time_action = _optional_text(raw, "real_time_action", problems)
-    warnings.extend(Warning(index, reason, attribute) for attribute, reason in problems)
+    if len(name) > values.MAX_NAME:
+        name = values.clean_name(name, problems, "action")
+    if attributes_plain:
+        attributes = raw_attributes
+    else:
+        attributes, attribute_problems = values.clean_attributes(raw_attributes)
+        problems.extend(attribute_problems)
+    platform, platform_raw = _platform(raw_platform, problems)
+    app_version = _optional_text(texts[0], "app_version", problems)
+    moe_os_type = _optional_text(texts[1], "moe_os_type", problems)
+    real_time_action = _optional_text(texts[2], "real_time_action", problems)
+    if problems:
+        warnings.extend(Warning(index, reason, attribute) for attribute, reason in problems)
     return Action(
         index=index,
         action=name,
@@ -215,15 +357,16 @@ def _platform(raw: Any, problems: list[values.Problem]) -> tuple[str, str | None
     """Case-insensitive match; anything else is stored as unknown with the raw value kept."""
     if raw is None or raw == "":
         return "unknown", None
-    canonical = PLATFORMS.get(raw.lower()) if isinstance(raw, str) else None
+    canonical = None
+    if isinstance(raw, str):
+        canonical = _EXACT_PLATFORMS.get(raw) or PLATFORMS.get(raw.lower())
     if canonical is not None:
         return canonical, None
     problems.append(("platform", "unknown_platform"))
     return "unknown", raw if isinstance(raw, str) else msgspec.json.encode(raw).decode()
 
 
-def _optional_text(raw: dict[str, Any], field: str, problems: list[values.Problem]) -> str | None:
-    value = raw.get(field)
+def _optional_text(value: Any, field: str, problems: list[values.Problem]) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -29,6 +29,8 @@ _ISO = re.compile(
 
 def parse_time(value: object) -> int | None:
     """Epoch milliseconds for a time value, or None when it is not a time."""
+    if type(value) is int:  # the common case first
+        return _from_int(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):

@@ -40,25 +40,37 @@ def clean_name(name: str, problems: list[Problem], attribute: str | None = None)
 
 
 def clean_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
-    """Apply §4 to an action's attributes; the first 100 kept attributes survive."""
+    """Apply §4 to an action's attributes; the first 100 kept attributes survive.
+
+    The common case (a short name, a scalar or a short string) is decided inline: this loop
+    runs for every attribute of every accepted event."""
     kept: dict[str, Any] = {}
     problems: list[Problem] = []
     for name, value in attributes.items():
         if value is None:
             continue
-        if is_reserved(name):
+        if name[3:4] == "_" and is_reserved(name):
             problems.append((name, "reserved_prefix"))
             continue
         if len(kept) >= MAX_ATTRIBUTES:
             problems.append((name, "too_many_attributes"))
             continue
-        cleaned = _clean_value(name, value, problems, level=1)
-        if cleaned is not _DROP:
-            kept[clean_name(name, problems)] = cleaned
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_VALUE:
+                value = _clean_string(name, value, problems)
+        elif kind is not int and kind is not float and kind is not bool:
+            value = _clean_value(name, value, problems, level=1)
+        if value is _DROP:
+            continue
+        if len(name) > MAX_NAME:
+            name = clean_name(name, problems)
+        kept[name] = value
     return kept, problems
 
 
 _DROP = object()
+_SCALARS = frozenset({str, int, float, bool})
 
 
 def _clean_value(name: str, value: Any, problems: list[Problem], level: int) -> Any:
@@ -90,6 +102,14 @@ def _element_kind(value: Any) -> str:
 
 
 def _clean_array(name: str, value: list[Any], problems: list[Problem], level: int) -> Any:
+    if value and len(value) <= MAX_ARRAY:  # the common case: short, of one scalar type
+        kind = type(value[0])
+        if (
+            kind in _SCALARS
+            and all(type(item) is kind for item in value)
+            and (kind is not str or all(len(item) <= MAX_VALUE for item in value))
+        ):
+            return value
     items = [item for item in value if item is not None]
     if len({_element_kind(item) for item in items}) > 1 or any(
         isinstance(item, list) for item in items
