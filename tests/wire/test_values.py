@@ -306,6 +306,9 @@ def test_every_attribute_not_kept_as_sent_is_reported(attributes: dict[str, Any]
         ("2019-03-12T24:00:00Z", "string"),
         ("2019-03-12T23:60:00Z", "string"),
         ("2019-03-12T23:59:60Z", "string"),
+        ("2019-03-12T23:59:59+25:00", "string"),  # an offset no clock has
+        ("2019-03-12T23:59:59-05:60", "string"),
+        ("2019-03-12T23:59:59-23:59", "datetime"),
         ("2019-03-12 extra", "string"),
         ("12/03/2019", "string"),
         ("2019-03-12".translate(FULL_WIDTH), "string"),  # full-width digits are not ISO 8601

@@ -148,7 +148,14 @@ def is_datetime(value: str) -> bool:
         return False
     if match.re is _ISO:
         hour, minute, second = match.group(4), match.group(5), match.group(6) or "0"
-        return int(hour) < 24 and int(minute) < 60 and int(second) < 60
+        off_h, off_m = match.group(10) or "0", match.group(11) or "0"  # as parse_time bounds them
+        return (
+            int(hour) < 24
+            and int(minute) < 60
+            and int(second) < 60
+            and int(off_h) < 24
+            and int(off_m) < 60
+        )
     return True
 
 
