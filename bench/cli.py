@@ -9,12 +9,27 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from bench.machine import background, machine
 from bench.measure import measure
-from bench.model import BODIES, Options, Result
+from bench.model import BODIES, Options, Result, Soak
 from bench.profiling import profile, top_frames
-from bench.report import LEGEND, durability, find, table, targets
+from bench.report import (
+    LEGEND,
+    drains,
+    durability,
+    find,
+    freshness,
+    memory,
+    soak_json,
+    soak_report,
+    table,
+    targets,
+)
+from bench.soak import soak
+
+PINNING = "server core 0, wrk core 1, trackd-2core's processor child core 1"
 
 
 def run(opts: Options) -> list[Result]:
@@ -24,6 +39,11 @@ def run(opts: Options) -> list[Result]:
             results.append(measure(opts, name, body))
         half = find(results, "trackd", body).rps / 2
         results.append(measure(opts, "trackd", body, rate=half))
+        # the edge on core 0, its processor child on core 1 beside wrk
+        results.append(measure(opts, "trackd-2core", body))
+        if opts.paced_2core:  # not in --smoke: trackd@50% runs the same probe
+            half = find(results, "trackd-2core", body).rps / 2
+            results.append(measure(opts, "trackd-2core", body, rate=half))
         if opts.edge_only:  # where the time goes: the same server with processing held off
             results.append(measure(opts, "trackd-edge", body))
             half = find(results, "trackd-edge", body).rps / 2
@@ -40,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="closed loop (64)")
     parser.add_argument("--paced-connections", type=int, default=32, help="open loop (32)")
     parser.add_argument("--smoke", action="store_true", help="2 s each, no warmup (CI)")
+    parser.add_argument(
+        "--soak", type=int, default=60, help="memory soak of trackd at max rate, s (60; smoke 3)"
+    )
     parser.add_argument(
         "--no-edge-only", action="store_true", help="skip the trackd-edge rows (on unless --smoke)"
     )
@@ -61,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.smoke:
-        args.seconds, args.warmup = 2, 0
+        args.seconds, args.warmup, args.soak = 2, 0, min(args.soak, 3)
     missing = [tool for tool in ("wrk",) if shutil.which(tool) is None]
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         missing.append("nginx")
@@ -81,15 +104,19 @@ def main(argv: list[str] | None = None) -> int:
             not (args.smoke or args.no_edge_only),
             0 if args.smoke else args.retries,
             args.max_interference,
+            drain_deadline=20.0 if args.smoke else 120.0,
+            probe_deadline=20.0 if args.smoke else 30.0,
+            paced_2core=not args.smoke,
         )
         print(f"machine: {machine()}")
         print(f"before the run: {background()}", flush=True)
         print(
-            f"pinning: {'server core 0, wrk core 1' if pin else 'none'}; "
-            f"{args.seconds:g} s per measurement",
+            f"pinning: {PINNING if pin else 'none (trackd-2core is trackd)'}; "
+            f"{args.seconds:g} s per measurement, soak {args.soak} s",
             flush=True,
         )
         results = run(opts)
+        soaked = soak(opts, args.soak) if args.soak > 0 else None
         profiles = [profile(opts, body, args.profile) for body in BODIES] if args.profile else []
     print()
     print(table(results))
@@ -98,8 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     print("durability (trackd):")
     print("\n".join(durability(results)))
     print()
+    print("memory (trackd's processes, the most over each row's samples, one a second):")
+    print("\n".join(memory(results)))
+    print()
+    print("freshness (a probe beside wrk's load; see bench/freshness.py):")
+    print("\n".join(freshness(results)))
+    print()
+    print("lag after the burst of each max-rate row (the stats route's lag_events):")
+    print("\n".join(drains(results)))
+    if soaked is not None:
+        print()
+        print("memory soak (trackd's processes, RSS summed, sampled each second):")
+        print("\n".join(f"  {line}" for line in soak_report(soaked)))
+    print()
     print("targets:")
-    print("\n".join(f"  {line}" for line in targets(results)))
+    print("\n".join(f"  {line}" for line in targets(results, soaked)))
     for prof in profiles:
         print(f"\nprofile of trackd, {prof.body} (CPU of each thread, % of one core):")
         for name, cpu in prof.threads:
@@ -108,7 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         for frame, own, incl in top_frames(prof.raw):
             print(f"  {own:5.1f} {incl:5.1f}  {frame}")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
-    clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in results)
-    durable = all(r.all_durable for r in results if r.server.startswith("trackd"))
+        args.json.write_text(json.dumps(to_json(results, soaked), indent=2))
+    rows = [*results, soaked.row] if soaked else results
+    clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in rows)
+    durable = all(r.all_durable for r in rows if r.server.startswith("trackd"))
     return 0 if clean and durable else 1
+
+
+def to_json(results: list[Result], soaked: Soak | None) -> dict[str, Any]:
+    return {
+        "rows": [asdict(r) for r in results],
+        "soak": soak_json(soaked) if soaked else None,
+    }

@@ -1,16 +1,37 @@
-"""One measurement: wrk against a fresh server, re-measured when other work disturbed it."""
+"""One measurement: wrk against a fresh server, re-measured when other work disturbed it.
+
+Around the measured wrk run, the server's memory is sampled each second (bench/memory.py); in an
+open-loop single-event row of trackd, a freshness probe runs beside wrk (bench/freshness.py);
+after a max-rate row of trackd, the bench waits for the lag to drain; then trackd is killed and
+every 200 looked up on disk."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+from bench.freshness import FreshnessProbe, drain
 from bench.machine import busy, core_times, cpu_seconds, pinned, process_tree
-from bench.model import BENCH, BODIES, CLIENT_CORE, SERVER_CORE, WORKSPACE, Options, Result
+from bench.memory import MemorySampler
+from bench.model import (
+    BENCH,
+    BODIES,
+    CLIENT_CORE,
+    SERVER_CORE,
+    SINGLE,
+    WORKSPACE,
+    Options,
+    Result,
+)
 from bench.servers import Server, durable_envelopes, lost_ids, running
+
+#: the servers whose processor runs: a burst's lag drains, and probes become readable
+PROCESSING = ("trackd", "trackd-2core")
 
 
 def wrk(
@@ -45,8 +66,10 @@ def wrk(
         env["TRACKD_BENCH_RATE"] = f"{rate / connections:.3f}"
     if ids:
         env["TRACKD_BENCH_IDS"] = str(ids)
+    server.pin_children()
     pids = process_tree(server.proc.pid)
-    before = cpu_seconds(pids)
+    beside_wrk = pids[1:] if server.child_core is not None else []
+    before, before_beside = cpu_seconds(pids), cpu_seconds(beside_wrk)
     cores = core_times()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
@@ -55,6 +78,7 @@ def wrk(
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         server_cpu = cpu_seconds(pids) - before
+        server_cpu_beside = cpu_seconds(beside_wrk) - before_beside
         server_core, client_core = busy(cores, SERVER_CORE), busy(cores, CLIENT_CORE)
         out.seek(0)
         text = out.read().decode(errors="replace")
@@ -80,6 +104,7 @@ def wrk(
         server_core=server_core,
         client_core=client_core,
         target_rate=rate,
+        server_cpu_client_core=100 * server_cpu_beside / wall,
     )
 
 
@@ -108,19 +133,39 @@ def measure(opts: Options, name: str, body: str, rate: float | None = None) -> R
 
 def attempt_once(opts: Options, name: str, body: str, rate: float | None, attempt: int) -> Result:
     tag = f"{name}-{BODIES[body][0]}{'-paced' if rate else ''}-{attempt}"
-    files = [opts.scratch / f"{tag}-warmup.ids", opts.scratch / f"{tag}.ids"]
+    files: list[Path | None] = [opts.scratch / f"{tag}-warmup.ids", opts.scratch / f"{tag}.ids"]
     if not name.startswith("trackd"):
         files = [None, None]  # nginx and the baseline: no per-request bookkeeping in wrk
+    processes = name in PROCESSING
+    core = CLIENT_CORE if opts.pin else None  # the bench's own threads: beside wrk
     with running(opts, name, tag) as server:
         warm = None
         if opts.warmup and not rate:
             warm = wrk(opts, server, body, opts.warmup, ids=files[0])
-        result = wrk(opts, server, body, opts.seconds, rate, ids=files[1])
+        probe = FreshnessProbe(server, core) if processes and rate and body == SINGLE else None
+        with MemorySampler(server, core) as memory, probe or contextlib.nullcontext():
+            result = wrk(opts, server, body, opts.seconds, rate, ids=files[1])
+        if probe is not None:
+            result.freshness = probe.finish(opts.probe_deadline)
+        if processes and not rate:  # after a burst: how long until the processor caught up
+            result.lag_at_end, result.drain_s = drain(server, opts.drain_deadline)
         if server.data_dir is not None:  # trackd: SIGKILL, then look for every 200 on disk
-            server.stop(hard=True)
-            committed, result.backlog = durable_envelopes(server.data_dir)
-            result.durable = committed - (warm.ok if warm else 0)
-            answered = {i for f in files if f and f.exists() for i in f.read_text().split()}
-            result.lost = lost_ids(server.data_dir, answered)
+            check_durable(server, server.data_dir, result, warm, files)
+    memory.record(result)
     result.attempts = attempt + 1
     return result
+
+
+def check_durable(
+    server: Server,
+    data_dir: Path,
+    result: Result,
+    warm: Result | None,
+    files: Sequence[Path | None],
+) -> None:
+    """SIGKILL trackd, then count its envelopes and look up each 200's request_id on disk."""
+    server.stop(hard=True)
+    committed, result.backlog = durable_envelopes(data_dir)
+    result.durable = committed - (warm.ok if warm else 0)
+    answered = {i for f in files if f and f.exists() for i in f.read_text().split()}
+    result.lost = lost_ids(data_dir, answered)

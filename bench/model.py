@@ -11,6 +11,26 @@ WORKSPACE = "BENCH"
 #: body label -> (actions per request, requests precomputed per wrk thread)
 BODIES = {"1 event": (1, 1000), "100 events": (100, 64)}
 SERVER_CORE, CLIENT_CORE = "0", "1"
+SINGLE = "1 event"
+
+
+@dataclass
+class Freshness:
+    """The probe beside an open-loop row: one marked single-event request every ``interval_ms``
+    (its own customer), then the read API polled every ``poll_ms`` until that event is listed."""
+
+    interval_ms: float
+    poll_ms: float
+    sent: int = 0
+    ok: int = 0  # answered 200
+    readable: int = 0  # of those, found through the read API before the deadline
+    p50_ms: float = 0.0  # from the 200's arrival to the answer of the first poll listing it
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+
+    @property
+    def unreadable(self) -> int:
+        return self.ok - self.readable
 
 
 @dataclass
@@ -33,6 +53,15 @@ class Result:
     backlog: int | None = None  # of those, not yet processed
     lost: int | None = None  # request_ids of 200s found neither in the queue nor processed
     attempts: int = 1
+    server_cpu_client_core: float = 0.0  # of server_cpu: its processes pinned to wrk's core
+    rss_max_mb: float | None = None  # the server and its children, summed, sampled each second
+    pss_max_mb: float | None = None
+    rss_parent_max_mb: float | None = None  # the server process itself (trackd: the edge)
+    rss_children_max_mb: float | None = None  # its descendants (trackd: the processor child)
+    memory_samples: int = 0
+    freshness: Freshness | None = None  # trackd@50% rows with a processor, single-event
+    lag_at_end: int | None = None  # max-rate rows with a processor: lag_events when wrk stopped
+    drain_s: float | None = None  # then the seconds until lag_events was 0 (None: not in time)
 
     @property
     def rps(self) -> float:
@@ -53,8 +82,9 @@ class Result:
     @property
     def interference(self) -> float:
         """Percent of the two cores busy with work other than the server's and wrk's."""
-        return max(0.0, self.server_core - self.server_cpu) + max(
-            0.0, self.client_core - self.wrk_cpu
+        own_core = self.server_cpu - self.server_cpu_client_core
+        return max(0.0, self.server_core - own_core) + max(
+            0.0, self.client_core - self.wrk_cpu - self.server_cpu_client_core
         )
 
     @property
@@ -79,3 +109,50 @@ class Options:
     edge_only: bool
     retries: int = 0
     max_interference: float = 25.0
+    drain_deadline: float = 120.0  # seconds to wait for the lag to drain after a burst
+    probe_deadline: float = 30.0  # seconds after the run for the last probes to become readable
+    paced_2core: bool = True  # measure trackd-2core@50% too
+
+
+@dataclass
+class MemorySample:
+    t: float  # seconds since sampling started
+    rss_mb: float  # VmRSS of the server and its descendants, summed (shared pages counted twice)
+    pss_mb: float  # Pss from smaps_rollup, summed (shared pages divided among their users)
+    processes: int
+    parent_rss_mb: float = 0.0  # of rss_mb: the server process itself (trackd's edge)
+
+
+@dataclass
+class Soak:
+    """trackd at max rate (closed loop, single-event) for ``row.seconds``, RSS sampled each
+    second."""
+
+    row: Result
+    window_s: float  # the length of the first and last windows averaged
+    samples: list[MemorySample]
+
+    def _mean(self, first: bool) -> float:
+        end = self.samples[-1].t
+        inside = [
+            s.rss_mb
+            for s in self.samples
+            if (s.t <= self.window_s if first else s.t >= end - self.window_s)
+        ]
+        return sum(inside) / len(inside)
+
+    @property
+    def first_mean_mb(self) -> float:
+        return self._mean(first=True)
+
+    @property
+    def last_mean_mb(self) -> float:
+        return self._mean(first=False)
+
+    @property
+    def max_mb(self) -> float:
+        return max(s.rss_mb for s in self.samples)
+
+    @property
+    def growth_mb(self) -> float:
+        return self.last_mean_mb - self.first_mean_mb

@@ -1,13 +1,21 @@
-"""The printed report: the results table, durability, and the issue's targets."""
+"""The printed report: the results table, durability, freshness, memory, and the issue's targets."""
 
 from __future__ import annotations
 
-from bench.model import Result
+from dataclasses import asdict
+from typing import Any
+
+from bench.model import SINGLE, Result, Soak
+
+MEMORY_LIMIT_MB = 300.0
+#: our reading of "flat": the soak's last 10 s at most this much above its first 10 s
+FLAT_PERCENT = 5.0
+FRESH_MS = 1000.0
 
 HEADER = (
     f"{'body':<11}{'server':<16}{'req/s':>10}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
     f"{'non-2xx':>9}{'sock err':>9}{'req/s/nginx':>13}{'ev/s/nginx':>12}{'srv CPU':>9}"
-    f"{'wrk CPU':>9}{'core0':>7}{'core1':>7}{'other':>7}"
+    f"{'wrk CPU':>9}{'core0':>7}{'core1':>7}{'other':>7}{'RSS MB':>8}{'PSS MB':>8}"
 )
 
 
@@ -17,7 +25,10 @@ srv CPU, wrk CPU: those processes' CPU, % of one core. core0 (server), core1 (wr
 each core was, kernel work included. other: core time that went to neither: other load on the
 machine, plus the kernel's disk and network work done outside the two processes (5-15% when the
 machine is quiet). A measurement over --max-interference is made again; the least disturbed
-attempt is kept."""
+attempt is kept. trackd-2core: the edge on core 0, its processor child on core 1 beside wrk (srv
+CPU counts both). RSS MB, PSS MB: the most the server's processes (the server and every
+descendant: trackd's processor child, nginx's worker) took together, sampled each second while
+wrk ran; summed RSS counts shared pages once per process, PSS divides them."""
 
 
 def table(results: list[Result]) -> str:
@@ -29,6 +40,7 @@ def table(results: list[Result]) -> str:
             f"{r.p99_ms:>9.2f}{r.non_2xx:>9}{r.socket_errors:>9}{r.rps / ceiling.rps:>13.3f}"
             f"{r.eps / ceiling.rps:>12.3f}{r.server_cpu:>8.0f}%{r.wrk_cpu:>8.0f}%"
             f"{r.server_core:>6.0f}%{r.client_core:>6.0f}%{r.interference:>6.0f}%"
+            f"{r.rss_max_mb or 0:>8.1f}{r.pss_max_mb or 0:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -37,21 +49,19 @@ def find(results: list[Result], server: str, body: str) -> Result:
     return next(r for r in results if r.server == server and r.body == body)
 
 
-def targets(results: list[Result]) -> list[str]:
+def targets(results: list[Result], soaked: Soak | None) -> list[str]:
     """The issue's targets, measured against what this run saw."""
-    single, batch = "1 event", "100 events"
+    single, batch = SINGLE, "100 events"
     ratio = find(results, "trackd", single).rps / find(results, "nginx", single).rps
     paced = find(results, "trackd@50%", single)
     achieved = paced.rps / (paced.target_rate or 1)
     events = find(results, "trackd", batch).eps / find(results, "nginx", batch).rps
     trackd = [r for r in results if r.server.startswith("trackd")]
+    if soaked is not None:
+        trackd.append(soaked.row)
     durable = all(r.all_durable for r in trackd)
     non_2xx = sum(r.non_2xx + r.socket_errors for r in trackd)
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
-    return [
+    lines = [
         f"single-event req/s >= 0.2 x nginx: {ratio:.3f} x -> {verdict(ratio >= 0.2)}",
         f"every 200 durable (each 200's request_id on disk after SIGKILL, every trackd run): "
         f"{'yes' if durable else 'NO'} -> {verdict(durable)}",
@@ -62,6 +72,125 @@ def targets(results: list[Result]) -> list[str]:
         f"100-event events/s >= 2 x nginx req/s (100-event requests): {events:.2f} x -> "
         f"{verdict(events >= 2)}",
     ]
+    return lines + memory_targets(trackd, soaked) + freshness_targets(results)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def memory_targets(trackd: list[Result], soaked: Soak | None) -> list[str]:
+    at_max = [r for r in trackd if r.target_rate is None and r.rss_max_mb is not None]
+    worst = max(at_max, key=lambda r: r.rss_max_mb or 0.0)
+    peak = worst.rss_max_mb or 0.0
+    lines = [
+        f"all trackd processes < {MEMORY_LIMIT_MB:.0f} MB RSS at max load (summed RSS, most of "
+        f"every max-rate row{' and the soak' if soaked else ''}): {peak:.1f} MB ({worst.body}, "
+        f"{worst.server}) -> {verdict(peak < MEMORY_LIMIT_MB)}"
+    ]
+    if soaked is not None:
+        growth = 100 * soaked.growth_mb / soaked.first_mean_mb
+        lines.append(
+            f"RSS flat over a {soaked.row.seconds:.0f} s soak (last {soaked.window_s:g} s mean at "
+            f"most {FLAT_PERCENT:g}% above the first): {soaked.growth_mb:+.1f} MB "
+            f"({growth:+.1f}%) -> {verdict(growth <= FLAT_PERCENT)}"
+        )
+    return lines
+
+
+def freshness_targets(results: list[Result]) -> list[str]:
+    lines = []
+    paced = find(results, "trackd@50%", SINGLE)
+    fresh = paced.freshness
+    if fresh is not None:
+        ok = fresh.readable > 0 and fresh.unreadable == 0 and fresh.p99_ms < FRESH_MS
+        lines.append(
+            f"at half the max rate an event is readable within 1 s (p99, send-200 to readable, "
+            f"trackd@50%): {fresh.p99_ms:,.0f} ms over {fresh.readable} probes "
+            f"({fresh.unreadable} never readable) -> {verdict(ok)}"
+        )
+    bursts = [r for r in results if r.server == "trackd" and r.lag_at_end is not None]
+    if bursts:
+        drained = all(r.drain_s is not None for r in bursts)
+        each = "; ".join(
+            f"{r.body}: {r.lag_at_end:,} events lagging when wrk stopped, 0 after "
+            + (f"{r.drain_s:.2f} s" if r.drain_s is not None else "NOT within the deadline")
+            for r in bursts
+        )
+        lines.append(
+            f"after a burst the lag drains (trackd's max-rate rows): {each} -> {verdict(drained)}"
+        )
+    return lines
+
+
+def memory(results: list[Result]) -> list[str]:
+    return [
+        f"{r.body:<11}{r.server:<16} RSS summed {r.rss_max_mb:6.1f} MB (the edge alone up to "
+        f"{r.rss_parent_max_mb or 0:6.1f}, its children up to {r.rss_children_max_mb or 0:6.1f});"
+        f" PSS summed {r.pss_max_mb or 0:6.1f} MB; {r.memory_samples} samples"
+        for r in results
+        if r.server.startswith("trackd") and r.rss_max_mb is not None
+    ]
+
+
+def freshness(results: list[Result]) -> list[str]:
+    lines = []
+    for r in results:
+        f = r.freshness
+        if f is not None:
+            lines.append(
+                f"{r.body:<11}{r.server:<16} probes: {f.sent} sent (one each "
+                f"{f.interval_ms:.0f} ms), {f.ok} answered 200, {f.readable} readable, "
+                f"{f.unreadable} not; send-200 to readable (polled each {f.poll_ms:.0f} ms): "
+                f"p50 {f.p50_ms:,.0f} ms, p99 {f.p99_ms:,.0f} ms, max {f.max_ms:,.0f} ms"
+            )
+    return lines
+
+
+def drains(results: list[Result]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.lag_at_end is None:
+            continue
+        if r.drain_s is None:
+            took = "NOT drained within the deadline"
+        else:
+            rate = f", {r.lag_at_end / r.drain_s:,.0f} events/s" if r.drain_s > 0 else ""
+            took = f"drained to 0 in {r.drain_s:.2f} s{rate}"
+        lines.append(
+            f"{r.body:<11}{r.server:<16} lag when wrk stopped: {r.lag_at_end:>9,} events; {took}"
+        )
+    return lines
+
+
+def soak_report(soaked: Soak) -> list[str]:
+    r = soaked.row
+    w = f"{soaked.window_s:g} s"
+    step = max(1, len(soaked.samples) // 12)
+    series = ", ".join(f"{s.t:.0f}s {s.rss_mb:.0f}" for s in soaked.samples[::step])
+    return [
+        f"trackd, {r.body}, closed loop, {r.seconds:.0f} s: {r.rps:,.0f} req/s, p99 "
+        f"{r.p99_ms:.2f} ms, {r.non_2xx} non-2xx, {r.socket_errors} socket errors, "
+        f"other {r.interference:.0f}%",
+        f"RSS summed: first {w} mean {soaked.first_mean_mb:.1f} MB, last {w} mean "
+        f"{soaked.last_mean_mb:.1f} MB, max {soaked.max_mb:.1f} MB, growth "
+        f"{soaked.growth_mb:+.1f} MB ({100 * soaked.growth_mb / soaked.first_mean_mb:+.1f}%); "
+        f"the edge alone up to {r.rss_parent_max_mb or 0:.1f} MB, its child up to "
+        f"{r.rss_children_max_mb or 0:.1f} MB; max PSS summed {r.pss_max_mb or 0:.1f} MB; "
+        f"{len(soaked.samples)} samples",
+        f"RSS over time (MB): {series}",
+        *durability([r]),
+    ]
+
+
+def soak_json(soaked: Soak) -> dict[str, Any]:
+    return {
+        **asdict(soaked),
+        "first_mean_mb": soaked.first_mean_mb,
+        "last_mean_mb": soaked.last_mean_mb,
+        "max_mb": soaked.max_mb,
+        "growth_mb": soaked.growth_mb,
+    }
 
 
 def durability(results: list[Result]) -> list[str]:

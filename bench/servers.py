@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from bench.machine import pinned
-from bench.model import BENCH, ROOT, SERVER_CORE, WORKSPACE, Options
+from bench.machine import pinned, process_tree
+from bench.model import BENCH, CLIENT_CORE, ROOT, SERVER_CORE, WORKSPACE, Options
 
 START_SECONDS = 60.0  # a cold interpreter on a busy 2-core machine
 LISTENING = re.compile(r"^trackd listening on (http://\S+)$")
@@ -68,6 +68,22 @@ class Server:
     authorization: str
     data_dir: Path | None = None
     lease: int | None = None  # trackd-edge: the processor's lease, held by the bench
+    child_core: str | None = None  # trackd-2core: the core of the server's child processes
+
+    def children(self) -> list[int]:
+        return process_tree(self.proc.pid)[1:]
+
+    def pin_children(self) -> None:
+        """trackd-2core: every thread of every descendant onto ``child_core`` (``taskset -a -p``;
+        one thread at a time, since a pid names only the main thread to sched_setaffinity).
+        Called again before each wrk run and at every memory sample, for a restarted child."""
+        if self.child_core is None:
+            return
+        for pid in self.children():
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(int(task.name), {int(self.child_core)})
 
     def stop(self, hard: bool = False) -> None:
         if self.proc.poll() is None:
@@ -135,9 +151,13 @@ def start_fastapi(opts: Options, tag: str) -> Server:
     return Server("fastapi", proc, url, basic("baseline-key"))
 
 
-def start_trackd(opts: Options, tag: str, edge_only: bool = False) -> Server:
+def start_trackd(
+    opts: Options, tag: str, edge_only: bool = False, two_cores: bool = False
+) -> Server:
     """``edge_only``: the bench holds the data dir's processor lease (as a `trackd worker` on
-    another core would), so the server only answers and queues; envelopes stay in the queue."""
+    another core would), so the server only answers and queues; envelopes stay in the queue.
+    ``two_cores``: the edge stays on the server's core, and its processor child (`trackd
+    worker`) is moved to wrk's core once the server is ready."""
     data_dir = opts.scratch / f"trackd-{tag}"
     trackd = [sys.executable, "-m", "trackd"]
     create = ["workspace", "create", "--data-dir", str(data_dir), "--id", WORKSPACE]
@@ -166,12 +186,32 @@ def start_trackd(opts: Options, tag: str, edge_only: bool = False) -> Server:
         wait_ready(url + "/readyz", time.monotonic() + START_SECONDS)
     except RuntimeError:
         abandon(proc, Path(log.name), "trackd")
-    name = "trackd-edge" if edge_only else "trackd"
-    return Server(name, proc, url, basic(key), data_dir, lease)
+    name = "trackd-edge" if edge_only else "trackd-2core" if two_cores else "trackd"
+    server = Server(name, proc, url, basic(key), data_dir, lease)
+    if two_cores and opts.pin:
+        server.child_core = CLIENT_CORE
+        wait_child(server, log.name)
+        server.pin_children()
+    return server
+
+
+def wait_child(server: Server, log: str) -> None:
+    """The processor child is started before the edge accepts; this only guards against
+    reading /proc in the instant of a restart."""
+    deadline = time.monotonic() + START_SECONDS
+    while not server.children():
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"trackd has no processor child; see {log}")
+        time.sleep(0.05)
 
 
 def start_trackd_edge(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, edge_only=True)
+
+
+def start_trackd_2core(opts: Options, tag: str) -> Server:
+    return start_trackd(opts, tag, two_cores=True)
 
 
 STARTERS = {
@@ -179,6 +219,7 @@ STARTERS = {
     "trackd": start_trackd,
     "fastapi": start_fastapi,
     "trackd-edge": start_trackd_edge,
+    "trackd-2core": start_trackd_2core,
 }
 
 

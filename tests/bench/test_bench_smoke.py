@@ -1,5 +1,6 @@
-"""`bench/run.py --smoke`, as CI runs it: every server answers, only with 2xx, and every 200 of
-trackd is on disk after SIGKILL. No timing is asserted: the numbers belong in BENCHMARKS.md.
+"""`bench/run.py --smoke`, as CI runs it: every server answers, only with 2xx, every 200 of
+trackd is on disk after SIGKILL, and the run reports memory, freshness probes and the lag after
+a burst. No timing is asserted: the numbers belong in BENCHMARKS.md.
 
 Needs wrk and nginx (`apt-get install -y nginx-light wrk`, done by scripts/services): skipped
 where they are missing, a failure under CI.
@@ -20,7 +21,8 @@ from tests.conftest import needs_service
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = ("1 event", "100 events")
-SERVERS = ("nginx", "trackd", "fastapi", "trackd@50%")
+SERVERS = ("nginx", "trackd", "fastapi", "trackd@50%", "trackd-2core")  # no 2core@50% in smoke
+PROCESSING = ("trackd", "trackd-2core")  # the processor runs: the lag drains, probes are read
 ROW = re.compile(
     r"^(?P<body>1 event|100 events)\s+(?P<server>\S+)\s+(?P<rps>[\d,]+)\s+(?P<eps>[\d,]+)"
     r"\s+[\d.]+\s+[\d.]+\s+(?P<non2xx>\d+)\s+(?P<sockerr>\d+)\s"
@@ -71,7 +73,7 @@ def test_every_server_answered_every_request_with_2xx(
 ) -> None:
     proc, results = smoke
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    measured = json.loads(results.read_text())
+    measured = json.loads(results.read_text())["rows"]
     assert [(r["body"], r["server"]) for r in measured] == [(b, s) for b in BODIES for s in SERVERS]
     for result in measured:
         assert result["requests"] > 0, result
@@ -92,7 +94,56 @@ def test_every_200_of_trackd_was_on_disk_after_sigkill(
         ok, durable = (int(line[k].replace(",", "")) for k in ("ok", "durable"))
         assert durable >= ok > 0, line
         assert (line["lost"], line["verdict"]) == ("0", "OK"), line
-    measured = {(r["body"], r["server"]): r for r in json.loads(results.read_text())}
+    measured = {(r["body"], r["server"]): r for r in json.loads(results.read_text())["rows"]}
     for key in trackd:
         assert measured[key]["durable"] >= measured[key]["statuses"]["200"], measured[key]
         assert measured[key]["lost"] == 0, measured[key]
+
+
+def test_memory_of_every_row_and_of_the_soak_is_reported(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    measured = json.loads(results.read_text())
+    for row in measured["rows"]:
+        assert row["memory_samples"] >= 2, row  # at the start and at the end, at least
+        assert row["rss_max_mb"] > 0 and row["pss_max_mb"] > 0, row
+    soak = measured["soak"]
+    assert soak["row"]["server"] == "trackd-soak"
+    assert soak["row"]["requests"] > 0 and set(soak["row"]["statuses"]) == {"200"}, soak["row"]
+    assert soak["row"]["lost"] == 0 and soak["row"]["durable"] >= soak["row"]["statuses"]["200"]
+    assert len(soak["samples"]) >= 2
+    assert all(s["processes"] == 2 and s["rss_mb"] > 0 for s in soak["samples"]), soak
+    assert soak["max_mb"] == max(s["rss_mb"] for s in soak["samples"])
+    assert "memory soak (trackd's processes, RSS summed, sampled each second):" in proc.stdout
+    assert re.search(r"RSS summed: first [\d.]+ s mean [\d.]+ MB, last", proc.stdout), proc.stdout
+
+
+def test_freshness_probes_were_sent_and_read_back_beside_the_half_rate_row(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {(r["body"], r["server"]): r for r in json.loads(results.read_text())["rows"]}
+    probed = [key for key, row in rows.items() if row["freshness"] is not None]
+    assert probed == [("1 event", "trackd@50%")]
+    for key in probed:
+        fresh = rows[key]["freshness"]
+        assert fresh["sent"] > 0 and fresh["ok"] == fresh["sent"], fresh
+        assert 0 < fresh["readable"] <= fresh["ok"], fresh
+    lines = [ln for ln in proc.stdout.splitlines() if " probes: " in ln]
+    assert [ln.split()[2] for ln in lines] == ["trackd@50%"], proc.stdout
+
+
+def test_the_lag_after_each_max_rate_row_with_a_processor_is_reported(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(results.read_text())["rows"]
+    drained = [(r["body"], r["server"]) for r in rows if r["lag_at_end"] is not None]
+    assert drained == [(b, s) for b in BODIES for s in PROCESSING]
+    assert all(r["lag_at_end"] >= 0 for r in rows if r["lag_at_end"] is not None)
+    lines = [ln for ln in proc.stdout.splitlines() if "lag when wrk stopped:" in ln]
+    assert len(lines) == len(drained), proc.stdout
