@@ -50,7 +50,9 @@ class ProcessorService:
         await self.processor.run(self._stop)
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Let the batch in hand finish (bounded); what is not acknowledged comes again."""
+        """Let the batch in hand finish (bounded), then hand back to the queue whatever was
+        taken and not acknowledged: it comes again at once, to another worker of a shared queue,
+        rather than after the queue's redelivery timeout (JetStream's `ack_wait`, 30 s)."""
         if self._task is None:
             return
         self._stop.set()
@@ -63,5 +65,14 @@ class ProcessorService:
             await asyncio.gather(self._task, return_exceptions=True)
         finally:
             self._task = None
+            await self._hand_back()
             if self.lease is not None:
                 self.lease.release()
+
+    async def _hand_back(self) -> None:
+        """`nack`: envelopes held for a next batch, or a batch the timeout cut off (the store
+        skips it if it was committed), go back to the queue."""
+        try:
+            await self.processor.queue.nack(self.processor.consumer)
+        except Exception:  # the queue is gone: they come again after its redelivery timeout
+            log.exception("could not hand back unacknowledged envelopes")

@@ -13,9 +13,12 @@ pull consumer ``processor`` is created at open, so a stream never exists without
   duplicate window is stored once; for an idempotent put that makes `put` return False.
 - `seen` reads a key-value bucket that remembers idempotent request ids for the window.
 - Workers share one durable pull consumer and ack after the store has committed; what is not
-  acknowledged (a crash, `nack`) is redelivered. With several workers, envelopes of one workspace
-  may be processed out of order; every store write commutes except Track User attributes, where
-  the later processed wins.
+  acknowledged (a crash, `nack`) is redelivered. A `get` or `ack` cancelled by a stopping
+  worker still completes its exchange with the server: what the fetch took is handed back
+  (`nak`, redelivered at once), the acks are sent. Otherwise messages delivered to a worker
+  that stopped cleanly would wait `ack_wait` (30 s) to be redelivered. With several workers,
+  envelopes of one workspace may be processed out of order; every store write commutes except
+  Track User attributes, where the later processed wins.
 - `backlog` scans the workspace's envelopes above the consumer's ack floor (their subject's
   last token is the envelope's event count), up to `BACKLOG_SCAN` of them: beyond, a lower
   bound.
@@ -163,7 +166,12 @@ class NatsQueue:
     async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]:
         try:
             subscription = await self._subscription(consumer)
-            messages = await subscription.fetch(max_items, timeout=max(timeout, 0.05))
+            fetch = asyncio.ensure_future(subscription.fetch(max_items, timeout=max(timeout, 0.05)))
+            try:
+                messages = await asyncio.shield(fetch)
+            except asyncio.CancelledError:  # a stopping worker: hand back what it took
+                await _hand_back(fetch)
+                raise
         except TimeoutError:
             return []
         except _FAILURES as exc:
@@ -177,13 +185,22 @@ class NatsQueue:
         return deliveries
 
     async def ack(self, consumer: str, deliveries: list[Delivery]) -> None:
+        acks = asyncio.ensure_future(self._ack(consumer, deliveries))
+        try:
+            await asyncio.shield(acks)
+        except asyncio.CancelledError:  # a stopping worker: the store has committed, send them
+            await asyncio.gather(acks, return_exceptions=True)
+            raise
+
+    async def _ack(self, consumer: str, deliveries: list[Delivery]) -> None:
         inflight = self._inflight.get(consumer, {})
         try:
-            for delivery in deliveries:
-                message = inflight.pop(delivery.seq, None)
-                if message is not None:
-                    await message.ack()
-            await self._nc.flush(timeout=PUBLISH_TIMEOUT)
+            messages = [inflight.pop(d.seq, None) for d in deliveries]
+            taken = [m for m in messages if m is not None]
+            for message in taken[:-1]:
+                await message.ack()
+            if taken:  # the server confirms the last: it handles a consumer's acks in order,
+                await taken[-1].ack_sync(timeout=PUBLISH_TIMEOUT)  # so `lag` then counts all
         except _FAILURES as exc:
             raise QueueUnavailable(str(exc)) from exc
 
@@ -246,3 +263,15 @@ class NatsQueue:
         with contextlib.suppress(*_FAILURES):
             await self._nc.close()
         self._nc = None
+
+
+async def _hand_back(fetch: asyncio.Future[list[Any]]) -> None:
+    """Let a fetch whose caller was cancelled finish (within its timeout), then `nak` what it
+    took, so the stream redelivers it now rather than after `ack_wait`."""
+    try:
+        messages = await fetch
+    except (*_FAILURES, asyncio.CancelledError):
+        return
+    for message in messages:
+        with contextlib.suppress(*_FAILURES):
+            await message.nak()
