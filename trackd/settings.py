@@ -31,6 +31,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 131072
     #: Requests waiting for a group commit beyond which the edge answers 503 at once.
     max_pending_writes: int = 20000
+    #: Admission control (`trackd.edge.admission`), per process: a Track request is answered
+    #: 503 at once while as many requests, their bodies received, wait for their answer as the
+    #: process answers in `max_wait_seconds` at its recent peak (at least 64, at most
+    #: `max_in_flight_requests`); `/readyz` is 503 meanwhile and for `shed_hold_seconds` after
+    #: the last such refusal.
+    max_wait_seconds: float = 0.5
+    max_in_flight_requests: int = 2048
+    shed_hold_seconds: float = 2.0
     #: How often every process looks for workspace and key changes, in seconds.
     registry_refresh_seconds: float = 0.25
     #: How long an Idempotency-Key is remembered, in seconds.

@@ -112,6 +112,15 @@ async def test_concurrent_acquires_never_admit_more_than_the_limit(limiter: Limi
     assert await limiter.peek("WS1", 25) == Decision(True, 25, 0, 60)
 
 
+async def test_an_open_limiter_whose_engine_answers_is_ready_and_ready_counts_nothing(
+    limiter: Limiter,
+) -> None:
+    assert await limiter.ready() is True
+    await limiter.acquire("WS1", 4, 10)
+    assert await limiter.ready() is True
+    assert await limiter.peek("WS1", 10) == Decision(True, 10, 6, 60)
+
+
 async def test_aclose_is_idempotent(limiter: Limiter) -> None:
     await limiter.acquire("WS1", 1, 10)
     await limiter.aclose()
@@ -119,6 +128,15 @@ async def test_aclose_is_idempotent(limiter: Limiter) -> None:
 
 
 # -- SQLite only ------------------------------------------------------------------------------
+
+
+async def test_a_sqlite_limiter_is_ready_only_while_open(tmp_path: Path) -> None:
+    limiter = SQLiteLimiter(tmp_path / "limiter.db")
+    assert await limiter.ready() is False
+    await limiter.open()
+    assert await limiter.ready() is True
+    await limiter.aclose()
+    assert await limiter.ready() is False
 
 
 async def test_sqlite_limiters_on_one_file_share_their_counts(tmp_path: Path) -> None:

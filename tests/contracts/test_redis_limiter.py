@@ -29,7 +29,7 @@ from trackd.errors import BackendError
 from trackd.limiter import open_limiter
 from trackd.limiter.base import Decision
 from trackd.limiter.memory import MemoryLimiter
-from trackd.limiter.redis import SCRIPT, RedisLimiter
+from trackd.limiter.redis import READY_TIMEOUT_SECONDS, SCRIPT, RedisLimiter
 
 pytestmark = pytest.mark.anyio
 needs_redis = needs_service("redis", redis_available)
@@ -329,11 +329,48 @@ async def test_a_redis_that_stops_answering_makes_acquire_raise_backend_error() 
         await server.wait_closed()
 
 
+async def test_an_unreachable_redis_is_not_ready() -> None:
+    limiter = await opened(f"redis://127.0.0.1:{closed_port()}/0")
+    try:
+        assert [await limiter.ready() for _ in range(2)] == [False, False]  # and it raises nothing
+    finally:
+        await limiter.aclose()
+
+
+@needs_redis
+async def test_a_live_redis_is_ready_until_the_limiter_is_closed(prefix: str) -> None:
+    limiter = await opened(f"{REDIS_URL}?prefix={prefix}")
+    assert await limiter.ready() is True
+    await limiter.aclose()
+    assert await limiter.ready() is False
+
+
+async def test_a_redis_that_stops_answering_is_not_ready_within_the_timeout() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = await opened(f"redis://127.0.0.1:{port}/0")
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS * 5):  # generous: it answers, False
+            assert await limiter.ready() is False
+    finally:
+        await limiter.aclose()
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_acquire_before_open_raises_backend_error() -> None:
     limiter = RedisLimiter(f"redis://127.0.0.1:{closed_port()}/0")
     with pytest.raises(BackendError) as caught:
         await limiter.acquire("WS1", 1, 10)
     assert str(caught.value) == "the rate limiter is not open"
+    assert await limiter.ready() is False
     await limiter.aclose()
 
 

@@ -17,6 +17,7 @@ import logging
 import os
 
 from trackd.edge import metrics
+from trackd.edge.admission import Admission
 from trackd.edge.http import Receive, Scope, Send, encode, send_json
 from trackd.edge.openapi import openapi_document
 from trackd.edge.read import PREFIX as READ_PREFIX
@@ -56,6 +57,12 @@ class TrackdApp:
         self.limiter = limiter or open_limiter(settings.limiter_url())
         self.registry = WorkspaceRegistry(self.store, settings.registry_refresh_seconds)
         self.counters = metrics.EdgeCounters()
+        self.admission = Admission(
+            self.counters,
+            max_in_flight=settings.max_in_flight_requests,
+            max_wait=settings.max_wait_seconds,
+            hold=settings.shed_hold_seconds,
+        )
         self.v1 = {
             prefix: TrackEndpoint(
                 self.registry,
@@ -135,8 +142,8 @@ class TrackdApp:
         prefix, _, workspace_id = path.rpartition("/")
         endpoint = self.v1.get(prefix + "/")
         if endpoint is not None and workspace_id:
-            if method == "POST":
-                await endpoint(scope, receive, send, workspace_id)
+            if method == "POST":  # through admission control: refused at once when behind
+                await self.admission(endpoint, scope, receive, send, workspace_id)
             else:
                 await _error(send, contract.method_not_allowed(), [(b"allow", b"POST")])
         elif path.startswith(READ_PREFIX):
@@ -151,8 +158,13 @@ class TrackdApp:
     async def _service_route(self, path: str, send: Send) -> None:
         if path == "/healthz":
             await send_json(send, 200, b'{"status":"ok"}')
-        elif path == "/readyz":
-            ready = self.started and await self.queue.ready()
+        elif path == "/readyz":  # keeping up, and the queue and the limiter can take requests
+            ready = (
+                self.started
+                and self.admission.ready()
+                and await self.queue.ready()
+                and await self.limiter.ready()
+            )
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             await send_json(send, 200 if ready else 503, body)
         elif path == "/metrics":

@@ -31,6 +31,8 @@ class EdgeCounters:
         self.accepted_events = 0
         self.warnings: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
+        #: Requests refused by admission control (also counted in `responses[503]`).
+        self.shed = 0
 
     def take_rejected(self) -> dict[tuple[str, str], int]:
         taken = {(ws, "rejected_requests"): n for ws, n in self.rejected.items()}
@@ -54,6 +56,10 @@ async def render(
     )
     for status, n in sorted(counters.responses.items()):
         requests.add_metric([str(status)], n)
+    shed = CounterMetricFamily(
+        "trackd_requests_shed", "Track Event requests refused with 503 because the edge was behind"
+    )
+    shed.add_metric([], counters.shed)
     accepted = CounterMetricFamily("trackd_events_accepted", "Events in 200 responses")
     accepted.add_metric([], counters.accepted_events)
     warned = CounterMetricFamily(
@@ -74,5 +80,6 @@ async def render(
     lag = GaugeMetricFamily("trackd_queue_lag_envelopes", "Envelopes not yet processed")
     lag.add_metric([], await queue.lag(CONSUMER))
     collector_registry = CollectorRegistry(auto_describe=False)
-    collector_registry.register(_Families([requests, accepted, warned, processed, dropped, lag]))
+    families = [requests, shed, accepted, warned, processed, dropped, lag]
+    collector_registry.register(_Families(families))
     return generate_latest(collector_registry)

@@ -346,7 +346,10 @@ def openapi_document() -> dict[str, Any]:
             ),
             **_read_paths(),
             "/healthz": _probe("Alive while the process lives"),
-            "/readyz": _probe("Ready while the durable queue can take writes"),
+            "/readyz": _probe(
+                "Ready while this process keeps up (it sheds no load), the durable queue can take"
+                " writes and the rate limiter answers"
+            ),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",

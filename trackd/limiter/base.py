@@ -30,6 +30,8 @@ class Limiter(Protocol):
       queue refused it), taking them from the newest buckets, so a 503 costs no quota.
     - `reset` is the whole seconds until the request would be admitted (when allowed: until the
       oldest counted bucket leaves the window; 0 if none).
+    - `ready` tells whether `acquire` can decide now (its engine answers), within about a
+      second whatever the engine does; it raises nothing. `/readyz` asks it.
     - `aclose` releases the engine. Idempotent.
     """
 
@@ -40,5 +42,7 @@ class Limiter(Protocol):
     async def peek(self, key: str, limit: int) -> Decision: ...
 
     async def refund(self, key: str, cost: int) -> None: ...
+
+    async def ready(self) -> bool: ...
 
     async def aclose(self) -> None: ...

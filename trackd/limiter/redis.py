@@ -13,10 +13,14 @@ the constructor (tests) replaces it.
 Failures are quick: 1 s socket timeouts (``?socket_timeout=`` and ``?socket_connect_timeout=``
 change them). They only ever err towards counting more: an acquire whose reply was lost is run
 once more (it may count twice), a refund is never run twice (it may give back nothing).
+
+`ready` sends a PING on a connection of its own (so that a pool busy with requests does not make
+it wait), and says False when no PONG came within `READY_TIMEOUT_SECONDS`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -39,6 +43,8 @@ SOCKET_TIMEOUT_SECONDS = 1.0
 MAX_CONNECTIONS = 64  # concurrent requests beyond this wait for a connection, up to...
 POOL_TIMEOUT_SECONDS = 5.0  # ...this long, then fail with a BackendError
 REFUND_CONNECTIONS = 4  # refunds happen only when the queue refuses a request
+PROBE_CONNECTIONS = 2  # `ready`: /readyz probes, rarely two at once
+READY_TIMEOUT_SECONDS = 1.0
 
 # `decide` and `_wait` of trackd/limiter/window.py, line for line, plus the bookkeeping of the
 # memory adapter (drop buckets at or before now - 60; count `cost` in the bucket of `now`).
@@ -145,6 +151,7 @@ class RedisLimiter:
         self._clients: list[Redis] = []
         self._script: AsyncScript | None = None
         self._refund: AsyncScript | None = None
+        self._probe: Redis | None = None
 
     def _client(self, retries: int, max_connections: int) -> Redis:
         pool = BlockingConnectionPool.from_url(  # options in the URL win over these
@@ -169,6 +176,7 @@ class RedisLimiter:
         # admits more than the limit. A refund run twice would give back twice: never retried.
         self._script = self._client(1, MAX_CONNECTIONS).register_script(SCRIPT)
         self._refund = self._client(0, REFUND_CONNECTIONS).register_script(REFUND_SCRIPT)
+        self._probe = self._client(0, PROBE_CONNECTIONS)
 
     async def acquire(self, key: str, cost: int, limit: int) -> Decision:
         if self._script is None:
@@ -194,8 +202,18 @@ class RedisLimiter:
         except RedisError as exc:
             raise BackendError(f"rate limiter at {self._where}: {exc}") from exc
 
+    async def ready(self) -> bool:
+        if self._probe is None:
+            return False
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                return bool(await self._probe.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
     async def aclose(self) -> None:
         clients, self._clients = self._clients, []
         self._script = self._refund = None
+        self._probe = None
         for client in clients:
             await client.aclose(close_connection_pool=True)

@@ -94,6 +94,11 @@ class SQLiteLimiter:
 
         await self._run(give_back)
 
+    async def ready(self) -> bool:
+        """A file of this machine: ready while open (a failing disk shows in the queue's own
+        `ready`, which shares the data dir)."""
+        return self._conn is not None
+
     async def aclose(self) -> None:
         if self._conn is not None:
             await self._run(self._conn.close)
