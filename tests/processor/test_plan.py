@@ -5,8 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from trackd.models import Action, Envelope, EventRecord, IssueRecord, Plan, Warning
-from trackd.processor.plan import event_id, plan
+from trackd.processor.plan import event_id, plan, value_type
+from trackd.wire.values import infer_type
 
 T = 1_700_000_000_000
 RECEIVED = T + 60_000
@@ -225,3 +230,65 @@ def test_track_user_envelope_plans_attributes_and_no_dropped_events() -> None:
     assert [(i.index, i.reason, i.attribute) for i in planned.issues] == [
         (0, "reserved_name", "id")
     ]
+
+
+# -- value_type: infer_type, faster --------------------------------------------------------------
+
+
+def _field(low: int, high: int, width: int) -> st.SearchStrategy[str]:
+    """Mostly a zero-padded number around the valid range, sometimes any digits."""
+    padded = st.integers(low, high).map(lambda n: str(n).zfill(width))
+    return st.one_of(*[padded] * 6, st.text("0123456789", min_size=1, max_size=5))
+
+
+#: Strings near ISO 8601 dates and date-times: real, impossible and almost-right ones.
+iso_like = st.builds(
+    lambda y, mo, d, sep, h, mi, s, frac, zone: f"{y}-{mo}-{d}{sep}{h}:{mi}{s}{frac}{zone}",
+    _field(0, 9999, 4),
+    _field(0, 13, 2),
+    _field(0, 32, 2),
+    st.sampled_from(["T", "t", " ", "_"]),
+    _field(0, 25, 2),
+    _field(0, 61, 2),
+    st.sampled_from(["", ":00", ":59", ":60", ":5"]),
+    st.sampled_from(["", ".1", ",123456789", ".1234567890"]),
+    st.sampled_from(["", "Z", "z", "+05:30", "-0800", "+25:00", "-05:60", "+5:30"]),
+)
+dates = st.builds(
+    lambda y, m, d: f"{y}-{m}-{d}", _field(0, 9999, 4), _field(0, 13, 2), _field(0, 32, 2)
+)
+strings = st.one_of(st.text(max_size=30), iso_like, dates, iso_like.map(lambda v: v[:10]))
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), strings)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(value=values)
+@example(value="2019-03-12T23:59:59+25:00")
+@example(value=["2019-03-12", "2020-01-01T00:00:00Z"])
+@example(value=[["a"], ["b"]])
+@example(value=[])
+def test_value_type_is_infer_type(value: Any) -> None:
+    assert value_type(value) == infer_type(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2019-05-21T03:47:35Z",
+        "2022-01-22",
+        "2019-02-30",
+        "2019-03-12".translate({ord("0") + i: 0xFF10 + i for i in range(10)}),  # full-width
+        ["sale", "Shoes"],
+        [1, 2.5],
+        [[1], ["a"]],
+        (1, 2),  # not JSON: the reference rules answer
+    ],
+)
+def test_value_type_agrees_on_the_documented_cases(value: Any) -> None:
+    assert value_type(value) == infer_type(value)

@@ -3,8 +3,11 @@ acknowledgement after apply, a failing store, redelivery, and the file lease."""
 
 from __future__ import annotations
 
+import errno
+import gc
 import inspect
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -146,7 +149,8 @@ async def test_store_failure_rewinds_the_batch_and_it_is_applied_once_the_store_
     assert await queue.lag(CONSUMER) == 2  # not acknowledged
     assert processor.processed_envelopes == 1
     await file_store.open()
-    assert await processor.run_once(timeout=0) == 2  # the same batch again, after the nack
+    # the batch again after the nack, in halves after a failure, then whole batches again
+    assert [await processor.run_once(timeout=0) for _ in range(3)] == [1, 1, 0]
     assert await queue.lag(CONSUMER) == 0
     assert await event_ids(file_store) == ["r3-0", "r2-0", "r1-0"]
     assert await file_store.counts("WS1") == {"processed_events": 3}
@@ -257,3 +261,161 @@ async def test_a_service_waiting_for_the_lease_stops_at_once(
         holder.release()
     assert await queue.lag(CONSUMER) == 1
     assert await store.counts("WS1") == {}
+
+
+# -- batches bounded by events ----------------------------------------------------------------
+
+
+def bulk(request_id: str, events: int) -> Envelope:
+    """An envelope of `events` events, like a Track Event request with that many actions."""
+    actions = [
+        Action(index=i, action="Opened", attributes={}, current_time=T, user_time=T,
+               user_timezone_offset=0)
+        for i in range(events)
+    ]  # fmt: skip
+    return env(request_id, actions=actions, event_count=events)
+
+
+async def test_a_batch_is_cut_by_events_and_the_rest_waits_in_the_queue(
+    queue: MemoryQueue, file_store: EventStore
+) -> None:
+    await put(queue, *(bulk(f"r{i}", 3) for i in range(5)))
+    processor = Processor(queue, file_store, batch_events=7)
+    assert await processor.run_once(timeout=0) == 2  # 6 events; a third envelope makes 9
+    assert await file_store.counts("WS1") == {"processed_events": 6}
+    assert len(await event_ids(file_store)) == 6
+    assert await queue.lag(CONSUMER) == 3
+    assert (await queue.backlog(CONSUMER, "WS1")).events == 9
+    assert [await processor.run_once(timeout=0) for _ in range(3)] == [2, 1, 0]
+    assert await queue.lag(CONSUMER) == 0
+    assert await file_store.counts("WS1") == {"processed_events": 15}
+    assert await event_ids(file_store) == [f"r{i}-{j}" for i in range(4, -1, -1) for j in (2, 1, 0)]
+
+
+async def test_an_envelope_larger_than_the_bound_is_a_batch_of_its_own(
+    queue: MemoryQueue, store: EventStore
+) -> None:
+    await put(queue, bulk("small", 1), bulk("large", 10), bulk("after", 1))
+    processor = Processor(queue, store, batch_events=4)
+    assert [await processor.run_once(timeout=0) for _ in range(4)] == [1, 1, 1, 0]
+    assert await store.counts("WS1") == {"processed_events": 12}
+    assert (await event_ids(store))[0] == "after-0"
+
+
+async def test_envelopes_without_events_count_one_each_against_the_bound(
+    queue: MemoryQueue, store: EventStore
+) -> None:
+    updates = [
+        env(f"u{i}", kind="customer", actions=[], user_attributes={"n": i}, event_count=0)
+        for i in range(5)
+    ]
+    await put(queue, *updates)
+    processor = Processor(queue, store, batch_events=2)
+    assert [await processor.run_once(timeout=0) for _ in range(4)] == [2, 2, 1, 0]
+    user = await store.user("WS1", "123")
+    assert user is not None and user["attributes"] == {"n": 4}
+
+
+async def test_a_failed_batch_rewinds_what_was_held_too_and_all_is_applied_once_in_order(
+    queue: MemoryQueue, file_store: EventStore
+) -> None:
+    await put(queue, *(bulk(f"r{i}", 2) for i in range(4)))
+    processor = Processor(queue, file_store, batch_events=4)
+    assert await processor.run_once(timeout=0) == 2  # r2 and r3 may be held
+    await file_store.aclose()
+    with pytest.raises(StoreError):
+        await processor.run_once(timeout=0)
+    assert await queue.lag(CONSUMER) == 2
+    await file_store.open()
+    # after the failure the bound is halved (2 events: r2), then doubles back (4: r3)
+    assert [await processor.run_once(timeout=0) for _ in range(3)] == [1, 1, 0]
+    assert await file_store.counts("WS1") == {"processed_events": 8}
+    assert await event_ids(file_store) == [f"r{i}-{j}" for i in range(3, -1, -1) for j in (1, 0)]
+
+
+async def test_the_garbage_collector_runs_again_after_a_batch_even_a_failed_one(
+    queue: MemoryQueue, file_store: EventStore
+) -> None:
+    processor = Processor(queue, file_store)
+    await put(queue, env("r1"))
+    assert await processor.run_once(timeout=0) == 1
+    assert gc.isenabled()
+    await put(queue, env("r2"))
+    await file_store.aclose()
+    with pytest.raises(StoreError):
+        await processor.run_once(timeout=0)
+    assert gc.isenabled()
+    gc.disable()  # a host that turned it off keeps it off
+    try:
+        await file_store.open()
+        assert await processor.run_once(timeout=0) == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_on_a_nearly_full_disk_smaller_batches_store_what_fits_then_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The backlog (some 1.2 MB of events) does not fit the disk's free space (600 KB) in one
+    transaction: a failed batch is retried in halves, so what fits is stored (one batch of it
+    all would store nothing, forever), and the rest once the space is back, each event once."""
+    from tests.faults.test_disk_full import tmpfs  # skipped where a tmpfs cannot be mounted
+
+    queue = MemoryQueue()
+    await queue.open()
+    for n in range(300):
+        large = Action(
+            index=0,
+            action="Opened",
+            attributes={f"a{i}": f"{n:05d}" + "x" * 495 for i in range(8)},
+            current_time=T,
+            user_time=T,
+            user_timezone_offset=0,
+        )
+        await queue.put(env(f"r{n}", customer_id=f"u{n}", actions=[large]))
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        store = open_event_store(f"sqlite:///{disk}/events.db")
+        await store.open()
+        try:
+            ballast = disk / "ballast"
+            fill(ballast)
+            os.truncate(ballast, ballast.stat().st_size - 600 * 1024)
+            processor = Processor(queue, store)
+            failed_while_full = await attempts(processor, 40)
+            stored_while_full = (await store.counts("WS1")).get("processed_events", 0)
+            lag_while_full = await queue.lag(CONSUMER)
+            ballast.unlink()
+            await attempts(processor, 20)
+            counts = await store.counts("WS1")
+            events, _ = await store.events(EventQuery(workspace_id="WS1", limit=1000))
+        finally:
+            await store.aclose()
+    assert failed_while_full > 0  # the disk was too full for some batches
+    assert 0 < stored_while_full < 300
+    assert lag_while_full == 300 - stored_while_full
+    assert counts == {"processed_events": 300}
+    assert sorted(e["event_id"] for e in events) == sorted(f"r{n}-0" for n in range(300))
+    assert await queue.lag(CONSUMER) == 0
+
+
+async def attempts(processor: Processor, times: int) -> int:
+    """`run_once` that many times; returns how many failed with a StoreError."""
+    failed = 0
+    for _ in range(times):
+        try:
+            await processor.run_once(timeout=0)
+        except StoreError:
+            failed += 1
+    return failed
+
+
+def fill(path: Path) -> None:
+    """Write `path` until the disk has no byte left."""
+    with path.open("wb", buffering=0) as ballast:
+        while True:
+            try:
+                ballast.write(b"\0" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                return

@@ -6,7 +6,9 @@ instead of one statement per event; these pure functions compute them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 
 from trackd.models import Plan
 
@@ -45,6 +47,7 @@ class Rollup:
 def rollup(plans: list[Plan]) -> Rollup:
     """Plans must carry resolved customer ids; customer (Track User) plans add no events."""
     out = Rollup()
+    observed: dict[str, list[list[tuple[str, str, str]]]] = {}  # schemas, per workspace
     for plan in plans:
         ws = plan.workspace_id
         out.count(ws, "processed_events", len(plan.events))
@@ -52,29 +55,49 @@ def rollup(plans: list[Plan]) -> Rollup:
         if plan.customer_id is None or not plan.events:
             continue
         _events(out, plan, plan.customer_id)
+        observed.setdefault(ws, []).append(plan.schema)
+    for ws, schemas in observed.items():  # counted in C, all of a workspace's at once
+        for (action, attribute, type_), n in Counter(chain.from_iterable(schemas)).items():
+            if attribute:
+                out.attributes[(ws, action, attribute, type_)] = n
     return out
 
 
 def _events(out: Rollup, plan: Plan, customer_id: str) -> None:
     ws = plan.workspace_id
-    times = [e.current_time for e in plan.events]
-    user = out.users.setdefault((ws, customer_id), UserRollup(min(times), max(times)))
-    user.first_seen, user.last_seen = min(user.first_seen, *times), max(user.last_seen, *times)
-    user.event_count += len(plan.events)
-    latest = max(plan.events, key=lambda e: e.current_time)
-    device_id = plan.device_id or customer_id
-    device = out.devices.setdefault((ws, customer_id, device_id), DeviceRollup(min(times), 0))
-    device.first_seen = min(device.first_seen, *times)
-    if latest.current_time >= device.last_seen:
-        device.last_seen = latest.current_time
+    events = plan.events
+    latest = events[0]
+    first = latest.current_time
+    names = out.event_names
+    for event in events:
+        at = event.current_time
+        if at > latest.current_time:  # the first of the latest, as max() by time picks
+            latest = event
+        first = min(first, at)
+        name = names.get((ws, event.action))
+        if name is None:
+            names[(ws, event.action)] = [1, at, at]
+        else:
+            name[0] += 1
+            if at < name[1]:
+                name[1] = at
+            if at > name[2]:
+                name[2] = at
+    last = latest.current_time
+    user = out.users.get((ws, customer_id))
+    if user is None:
+        out.users[(ws, customer_id)] = UserRollup(first, last, len(events))
+    else:
+        user.first_seen = min(user.first_seen, first)
+        user.last_seen = max(user.last_seen, last)
+        user.event_count += len(events)
+    key = (ws, customer_id, plan.device_id or customer_id)
+    device = out.devices.get(key)
+    if device is None:
+        device = out.devices[key] = DeviceRollup(first, 0)
+    else:
+        device.first_seen = min(device.first_seen, first)
+    if last >= device.last_seen:
+        device.last_seen = last
         device.platform, device.app_version = latest.platform, latest.app_version
         device.last_ip = plan.client_ip
-    for event in plan.events:
-        name = out.event_names.setdefault((ws, event.action), [0, event.current_time, 0])
-        name[0] += 1
-        name[1] = min(name[1], event.current_time)
-        name[2] = max(name[2], event.current_time)
-    for action, attribute, type_ in plan.schema:
-        if attribute:
-            key = (ws, action, attribute, type_)
-            out.attributes[key] = out.attributes.get(key, 0) + 1
