@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,9 @@ from bench.machine import pinned, thread_cpu
 from bench.measure import wrk
 from bench.model import BODIES, CLIENT_CORE, Options
 from bench.servers import running
+
+#: py-spy from PATH, else beside this Python (a venv's bin is often not on PATH).
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
 
 @dataclass
@@ -34,7 +39,7 @@ def profile(opts: Options, body: str, out_dir: Path) -> Profile:
     out = out_dir / f"trackd-{BODIES[body][0]}.txt"
     with running(opts, "trackd", f"profile-{BODIES[body][0]}") as server:
         pid = server.proc.pid
-        command = ["py-spy", "record", "--pid", str(pid), "--gil"]
+        command = [PY_SPY, "record", "--pid", str(pid), "--gil"]
         command += ["--duration", str(int(opts.seconds)), "--format", "raw", "-o", str(out)]
         spy = subprocess.Popen(pinned(CLIENT_CORE, command, opts.pin), stdout=subprocess.DEVNULL)
         before, started = thread_cpu(pid), time.monotonic()
@@ -50,7 +55,7 @@ def profile(opts: Options, body: str, out_dir: Path) -> Profile:
 
 
 def thread_names(pid: int) -> dict[int, str]:
-    dump = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True)
+    dump = subprocess.run([PY_SPY, "dump", "--pid", str(pid)], capture_output=True, text=True)
     return {
         int(m.group(1)): m.group(2)
         for m in re.finditer(r'^Thread (\d+) \([^)]*\): "([^"]+)"', dump.stdout, re.MULTILINE)
