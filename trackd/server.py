@@ -9,6 +9,7 @@ requests (each already durable or rejected), then runs the app's shutdown, and w
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -71,11 +72,28 @@ def serve(settings: Settings) -> int:
             Multiprocess(config, sockets=[sock]).run()
             return 0
         server = uvicorn.Server(config)
+        tune_gc()
         server.run(sockets=[sock])
         return 0 if server.started else 3
     finally:  # the edge has drained: now the processor
         if child is not None:
             child.stop(settings.graceful_timeout_seconds)
+
+
+#: Allocations between young-generation collections (CPython's default is 700). An accepted
+#: 100-event request allocates a few thousand container objects, almost none of them in cycles
+#: (reference counting frees them), so the default collects dozens of times per request.
+#: Measured on the edge alone with 100-event requests: 20% less CPU per request (1,650 -> 1,350
+#: us); single-event requests 2-3%. See BENCHMARKS.md.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """For a serving process: what is loaded now lives as long as the process (frozen out of
+    every collection), and young collections run far less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _exit_cleanly(signum: int, frame: object) -> NoReturn:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trackd.wire.times import MAX_MS, iso, parse_offset, parse_time, resolve
+from trackd.wire.times import _ISO, MAX_MS, iso, parse_offset, parse_time, resolve
 
 EPOCH = datetime(1970, 1, 1)
 LAST = datetime(9999, 12, 31, 23, 59, 59, 999999)
@@ -370,3 +370,51 @@ def test_iso_round_trips_through_parse_time(moment: datetime) -> None:
     assert ISO_SHAPE.fullmatch(text)
     assert text == wall_clock(moment) + f".{moment.microsecond // 1000:03d}Z"
     assert parse_time(text) == millis
+
+
+# -- ISO 8601 parsing against a plain datetime oracle ---------------------------------------
+
+
+def _iso_oracle(text: str) -> int | None:
+    """The straightforward parse: one `datetime` per value (what `_from_iso` must equal)."""
+    match = _ISO.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
+        )
+    except ValueError:
+        return None
+    offset = 0
+    if sign is not None:
+        if int(off_h) > 23 or int(off_m) > 59:
+            return None
+        offset = (int(off_h) * 3600 + int(off_m) * 60) * (-1 if sign == "-" else 1)
+    millis = int((fraction or "0").ljust(3, "0")[:3])
+    epoch_ms = int(moment.timestamp()) * 1000 + millis - offset * 1000
+    return epoch_ms if 0 <= epoch_ms <= MAX_MS else None
+
+
+_digits = st.integers
+iso_texts = st.builds(
+    lambda y, mo, d, sep, h, mi, s, frac, tz: (
+        f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}{s}{frac}{tz}"
+    ),
+    _digits(0, 9999),
+    _digits(0, 13),
+    _digits(0, 32),
+    st.sampled_from(["T", "t", " "]),
+    _digits(0, 25),
+    _digits(0, 61),
+    st.sampled_from(["", ":00", ":59", ":60", ":07"]),
+    st.sampled_from(["", ".5", ".123", ".123456789", ",9"]),
+    st.sampled_from(["", "Z", "z", "+05:30", "-0800", "+24:00", "-23:59", "+00:60"]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(iso_texts)
+def test_iso_times_parse_as_one_datetime_would(text: str) -> None:
+    assert parse_time(text) == _iso_oracle(text)

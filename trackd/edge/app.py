@@ -217,4 +217,8 @@ def create_app(settings: Settings) -> TrackdApp:
 
 def from_environment() -> TrackdApp:
     """The factory each `--workers` process calls: the CLI hands settings down by env var."""
-    return TrackdApp(Settings.from_json(os.environ[SETTINGS_ENV]))
+    from trackd.server import tune_gc  # the server imports this module
+
+    app = TrackdApp(Settings.from_json(os.environ[SETTINGS_ENV]))
+    tune_gc()
+    return app

@@ -62,11 +62,9 @@ def _from_iso(text: str) -> int | None:
     if match is None:
         return None
     year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
-    try:
-        moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
-        )
-    except ValueError:
+    day_ms = _day_ms(year, month, day)
+    h, m, s = int(hour), int(minute), int(second or 0)
+    if day_ms is None or h > 23 or m > 59 or s > 59:
         return None
     offset = 0
     if sign is not None:
@@ -74,8 +72,32 @@ def _from_iso(text: str) -> int | None:
             return None
         offset = (int(off_h) * 3600 + int(off_m) * 60) * (-1 if sign == "-" else 1)
     millis = int((fraction or "0").ljust(3, "0")[:3])
-    epoch_ms = int(moment.timestamp()) * 1000 + millis - offset * 1000
+    epoch_ms = day_ms + (h * 3600 + m * 60 + s - offset) * 1000 + millis
     return epoch_ms if 0 <= epoch_ms <= MAX_MS else None
+
+
+_DAYS: dict[tuple[str, str, str], int | None] = {}
+
+
+def _day_ms(year: str, month: str, day: str) -> int | None:
+    """Epoch milliseconds of a calendar day's midnight UTC, None for a day no calendar has.
+
+    Remembered (events of a batch mostly share a few days), up to a bound."""
+    key = (year, month, day)
+    try:
+        return _DAYS[key]
+    except KeyError:
+        pass
+    try:
+        ms: int | None = (
+            int(datetime(int(year), int(month), int(day), tzinfo=UTC).timestamp()) * 1000
+        )
+    except ValueError:
+        ms = None
+    if len(_DAYS) >= 4096:
+        _DAYS.clear()
+    _DAYS[key] = ms
+    return ms
 
 
 def parse_offset(value: object) -> int | None:
