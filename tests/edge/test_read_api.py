@@ -86,7 +86,7 @@ async def test_an_accepted_event_is_readable_with_every_field(harness: Harness) 
         "lag_events": 0,
         "lag_seconds": 0.0,
     }
-    metrics = await harness.client.get("/metrics")
+    metrics = await harness.client.get("/metrics", headers={"Authorization": "Bearer tok"})
     assert 'trackd_requests_total{status="200"} 1.0' in metrics.text
 
 

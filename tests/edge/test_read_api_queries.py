@@ -475,7 +475,7 @@ async def test_metrics_show_responses_events_warnings_and_lag(harness: Harness) 
     wrong_key = {**harness.headers(), "Authorization": basic("WS1", "nope")}
     assert (await harness.post(SEED_BODY, headers=wrong_key)).status_code == 401
     await processed(harness)
-    response = await harness.client.get("/metrics")
+    response = await harness.client.get("/metrics", headers=ADMIN)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert _samples(response.text) == {
@@ -488,3 +488,23 @@ async def test_metrics_show_responses_events_warnings_and_lag(harness: Harness) 
         ("trackd_events_dropped_total", (("workspace", "WS1"),)): 1.0,
         ("trackd_queue_lag_envelopes", ()): 0.0,
     }
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong", "Bearer ", "Basic V1MxOmtleQ==", "tok"],
+)
+async def test_metrics_need_the_admin_token_when_one_is_configured(
+    harness: Harness, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await harness.client.get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == failure(response, "Admin token required", AUTH)
+    assert "trackd_" not in response.text
+
+
+async def test_metrics_are_read_with_the_admin_token(harness: Harness) -> None:
+    response = await harness.client.get("/metrics", headers={"Authorization": "bearer tok"})
+    assert response.status_code == 200
+    assert "trackd_requests_total" in response.text

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 
 from trackd.edge import metrics
 from trackd.edge.admission import Admission
-from trackd.edge.http import Receive, Scope, Send, encode, send_json
+from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
 from trackd.edge.openapi import openapi_document
 from trackd.edge.read import PREFIX as READ_PREFIX
 from trackd.edge.read import ReadAPI, workspace_stats
@@ -151,11 +152,11 @@ class TrackdApp:
         elif method not in ("GET", "HEAD"):
             await _error(send, contract.method_not_allowed() if path in _GETS else _nf())
         elif path in _GETS:
-            await self._service_route(path, send)
+            await self._service_route(path, scope, send)
         else:
             await _error(send, _nf())
 
-    async def _service_route(self, path: str, send: Send) -> None:
+    async def _service_route(self, path: str, scope: Scope, send: Send) -> None:
         if path == "/healthz":
             await send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":  # keeping up, and the queue and the limiter can take requests
@@ -167,6 +168,8 @@ class TrackdApp:
             )
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             await send_json(send, 200 if ready else 503, body)
+        elif path == "/metrics" and not self._metrics_allowed(scope):
+            await _error(send, ContractError(401, contract.AUTH, "Admin token required"))
         elif path == "/metrics":
             text = await metrics.render(self.counters, self.registry, self.events, self.queue)
             await send(
@@ -179,6 +182,18 @@ class TrackdApp:
             await send({"type": "http.response.body", "body": text})
         else:
             await send_json(send, 200, self._openapi)
+
+    def _metrics_allowed(self, scope: Scope) -> bool:
+        """`/metrics` names every workspace: with an admin token configured, only its bearer
+        reads it (a Prometheus `authorization` setting); without one it is open, for a
+        deployment that keeps the port private (docs/security.md)."""
+        token = self.settings.admin_token
+        if not token:
+            return True
+        header = header_map(scope).get(b"authorization", b"")
+        if header[:7].lower() != b"bearer ":
+            return False
+        return hmac.compare_digest(header[7:].strip(), token.encode())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -352,12 +352,17 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus metrics",
+                    "summary": "Prometheus metrics (with an admin token configured: Bearer it)",
                     "responses": {
                         "200": {
                             "description": "text exposition format",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        "401": _response(
+                            "An admin token is configured and was not presented",
+                            "Failure",
+                            _REQUEST_ID,
+                        ),
                     },
                 }
             },
