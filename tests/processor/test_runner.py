@@ -3,7 +3,6 @@ acknowledgement after apply, a failing store, redelivery, and the file lease."""
 
 from __future__ import annotations
 
-import errno
 import gc
 import inspect
 import logging
@@ -16,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.faults.test_disk_full import fill
 from trackd.embedded import FileLease
 from trackd.errors import StoreError
 from trackd.models import Action, Envelope
@@ -408,14 +408,3 @@ async def attempts(processor: Processor, times: int) -> int:
         except StoreError:
             failed += 1
     return failed
-
-
-def fill(path: Path) -> None:
-    """Write `path` until the disk has no byte left."""
-    with path.open("wb", buffering=0) as ballast:
-        while True:
-            try:
-                ballast.write(b"\0" * 4096)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-                return
