@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -65,6 +67,29 @@ def _sqlite_queue(tmp_path: Path, *, dedupe_seconds: float = 86400.0) -> Queue:
 
 NATS_URL = "nats://127.0.0.1:4222"
 NATS_TEST_PREFIX = "TRACKDTEST"
+#: This session's streams carry its pid, so that a session deletes its own streams (and those of
+#: sessions that died) but never those of another session running at the same time.
+SESSION_PREFIX = f"{NATS_TEST_PREFIX}{os.getpid()}P"
+_OWNER = re.compile(rf"(?:KV_)?{NATS_TEST_PREFIX}(\d+)P")
+_LEGACY = re.compile(rf"(?:KV_)?{NATS_TEST_PREFIX}[0-9A-F]{{12}}")  # before names carried a pid
+
+
+def _ours_or_orphaned(stream: str) -> bool:
+    if _LEGACY.fullmatch(stream):
+        return True
+    match = _OWNER.match(stream)
+    if match is None:
+        return False
+    pid = int(match[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True  # its session is gone
+    except PermissionError:
+        return False
+    return False
 
 
 def nats_available() -> bool:
@@ -82,7 +107,7 @@ def _port_open(port: int) -> bool:
 def _nats_queue(tmp_path: Path, *, dedupe_seconds: float = 86400.0) -> Queue:
     from trackd.queue.nats import NatsQueue
 
-    stream = NATS_TEST_PREFIX + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12].upper()
+    stream = SESSION_PREFIX + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12].upper()
     return NatsQueue(f"{NATS_URL}/{stream}", dedupe_seconds=dedupe_seconds)
 
 
@@ -93,7 +118,7 @@ async def _delete_test_streams() -> None:
     js = nc.jetstream()
     for name in await js.streams_info():
         stream = name.config.name
-        if stream.startswith(NATS_TEST_PREFIX) or stream.startswith("KV_" + NATS_TEST_PREFIX):
+        if _ours_or_orphaned(stream):
             await js.delete_stream(stream)
     await nc.close()
 
