@@ -37,17 +37,14 @@ refusal, so that `/readyz` shows a load balancer that this process is shedding.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
 
-from trackd.edge.http import Headers, Message, Receive, Scope, Send, encode, send_json
+from trackd.edge.http import Message, Receive, Scope, Send
 from trackd.edge.metrics import EdgeCounters
-from trackd.edge.track import RETRY_AFTER_UNAVAILABLE, TrackEndpoint, rate_headers
+from trackd.edge.track import TrackEndpoint
 from trackd.wire import contract
-
-log = logging.getLogger(__name__)
 
 #: How often the rate of answers is measured, in seconds.
 WINDOW_SECONDS = 0.5
@@ -121,7 +118,7 @@ class Admission:
         workspace_id: str,
     ) -> None:
         if not self.admit():
-            await self._refuse(endpoint, send, workspace_id)
+            await self._refuse(endpoint, scope, send, workspace_id)
             return
         counted = False
 
@@ -140,35 +137,10 @@ class Admission:
             if counted:
                 self.answered()
 
-    async def _refuse(self, endpoint: TrackEndpoint, send: Send, workspace_id: str) -> None:
+    async def _refuse(
+        self, endpoint: TrackEndpoint, scope: Scope, send: Send, workspace_id: str
+    ) -> None:
         """Row 27's answer, without reading the body (uvicorn discards what is left of it and
         keeps the connection)."""
-        request_id = contract.new_request_id()
-        body = encode(contract.error_body(contract.queue_unavailable(), request_id))
-        headers = await self._rate_headers(endpoint, workspace_id)
-        self.counters.responses[503] += 1
         self.counters.shed += 1
-        if endpoint.registry.get(workspace_id) is not None:
-            self.counters.rejected[workspace_id] += 1
-        await send_json(
-            send,
-            503,
-            body,
-            [
-                *headers,
-                (b"retry-after", RETRY_AFTER_UNAVAILABLE),
-                (b"x-request-id", request_id.encode()),
-            ],
-        )
-
-    @staticmethod
-    async def _rate_headers(endpoint: TrackEndpoint, workspace_id: str) -> Headers:
-        workspace = endpoint.registry.get(workspace_id)
-        if workspace is None:
-            return []
-        try:
-            decision = await endpoint.limiter.peek(*endpoint.limit(workspace))
-        except Exception as exc:  # the endpoint logs the limiter's failures; this is the excess
-            log.debug("rate limiter unavailable for the headers of a refusal: %s", exc)
-            return []
-        return rate_headers(decision)
+        await endpoint.refuse(scope, send, workspace_id, contract.queue_unavailable())

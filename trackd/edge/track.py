@@ -112,10 +112,22 @@ class TrackEndpoint:
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
             status, body, headers = 500, self._fail(contract.unexpected(), request), []
+        await self._answer(send, request, status, body, headers)
+
+    async def refuse(self, scope: Scope, send: Send, workspace_id: str, exc: ContractError) -> None:
+        """Answer `exc` before the body is read (admission control's 503), with the headers and
+        counts of any rejection."""
+        request = Request(scope, workspace_id)
+        headers = await self._error_headers(exc, request)
+        await self._answer(send, request, exc.status, self._fail(exc, request), headers)
+
+    async def _answer(
+        self, send: Send, request: Request, status: int, body: bytes, headers: Headers
+    ) -> None:
         headers.append((b"x-request-id", request.request_id.encode()))
         self.counters.responses[status] += 1
-        if status != 200 and self.registry.get(workspace_id) is not None:
-            self.counters.rejected[workspace_id] += 1
+        if status != 200 and self.registry.get(request.workspace_id) is not None:
+            self.counters.rejected[request.workspace_id] += 1
         await send_json(send, status, body, headers)
 
     @staticmethod
