@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import msgspec
@@ -9,6 +10,14 @@ import msgspec
 DEFAULT_RATE_LIMIT = 30_000  # events per 60 s, per workspace (REF §3)
 DEFAULT_USER_RATE_LIMIT = 10_000
 DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.md §3)
+
+
+class Kind(enum.StrEnum):
+    """What an accepted `/v1` request is: one per endpoint that queues envelopes. The edge's
+    endpoint table (`trackd.edge.v1`) names it, the processor looks up its step by it."""
+
+    EVENT = "event"  # Track Event, POST /v1/event/{ws}
+    CUSTOMER = "customer"  # Track User, POST /v1/customer/{ws}
 
 
 class Workspace(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,12 +71,12 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     customer_id: str | None
     device_id: str | None
     actions: list[Action]
-    kind: str = "event"
+    kind: Kind = Kind.EVENT
     project_code: str | None = None
     client_ip: str | None = None
     user_identifiers: dict[str, str] | None = None
     warnings: list[Warning] = []
-    #: Track User (`kind == "customer"`) only: the attributes to set on the profile.
+    #: Track User (`Kind.CUSTOMER`) only: the attributes to set on the profile.
     user_attributes: dict[str, Any] | None = None
     update_existing_only: bool = False
 
@@ -121,7 +130,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
 
     request_id: str
     workspace_id: str
-    kind: str  # "event" or "customer"
+    kind: Kind
     customer_id: str | None
     identifiers: dict[str, str] | None
     device_id: str | None
