@@ -16,8 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from trackd.edge.registry import WorkspaceRegistry
-from trackd.processor.runner import CONSUMER
-from trackd.queue.base import Queue
+from trackd.queue.base import PROCESSOR, Queue
 from trackd.store.base import EventStore
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -78,7 +77,7 @@ async def render(
         processed.add_metric([workspace_id], counts.get("processed_events", 0))
         dropped.add_metric([workspace_id], counts.get("dropped_events", 0))
     lag = GaugeMetricFamily("trackd_queue_lag_envelopes", "Envelopes not yet processed")
-    lag.add_metric([], await queue.lag(CONSUMER))
+    lag.add_metric([], await queue.lag(PROCESSOR))
     collector_registry = CollectorRegistry(auto_describe=False)
     families = [requests, shed, accepted, warned, processed, dropped, lag]
     collector_registry.register(_Families(families))

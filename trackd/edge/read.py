@@ -17,8 +17,7 @@ from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
 from trackd.edge.registry import WorkspaceRegistry
 from trackd.errors import ContractError
 from trackd.models import Workspace
-from trackd.processor.runner import CONSUMER
-from trackd.queue.base import Queue
+from trackd.queue.base import PROCESSOR, Queue
 from trackd.store.base import EventQuery, EventStore
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
@@ -143,7 +142,7 @@ async def workspace_stats(
 ) -> dict[str, int | float]:
     """`accepted_events` = processed + dropped + still waiting in the queue."""
     counts = await store.counts(workspace_id)
-    backlog = await queue.backlog(CONSUMER, workspace_id)
+    backlog = await queue.backlog(PROCESSOR, workspace_id)
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     processed = counts.get("processed_events", 0)
     dropped = counts.get("dropped_events", 0)

@@ -33,7 +33,7 @@ from trackd.edge.metrics import EdgeCounters
 from trackd.edge.registry import WorkspaceRegistry
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
-from trackd.models import Envelope, Workspace
+from trackd.models import Envelope, Kind, Workspace
 from trackd.queue.base import Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
@@ -168,7 +168,7 @@ class TrackEndpoint:
             actions=validated.actions,
             warnings=validated.warnings,
             event_count=validated.event_count if self.kind == "event" else 0,
-            kind=self.kind,
+            kind=Kind(self.kind),
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,
         )

@@ -25,12 +25,12 @@ from collections.abc import Iterator
 
 from trackd.models import Plan
 from trackd.processor.plan import plan
-from trackd.queue.base import Delivery, Queue
+from trackd.queue.base import PROCESSOR, Delivery, Queue
 from trackd.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "processor"
+CONSUMER = PROCESSOR
 MAX_BACKOFF_SECONDS = 5.0
 #: Envelopes per batch at most, and events per batch at most (an envelope counts at least one).
 BATCH_ENVELOPES = 10_000

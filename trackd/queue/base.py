@@ -6,6 +6,10 @@ from typing import NamedTuple, Protocol
 
 from trackd.models import Envelope
 
+#: The consumer name the processor reads the queue as (every worker shares it); the read API
+#: and /metrics ask the queue for its backlog under this name.
+PROCESSOR = "processor"
+
 
 class Delivery(NamedTuple):
     """An envelope handed to a consumer, with the position that acknowledges it."""

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from trackd.errors import ConfigError, MissingDriver, QueueUnavailable
 from trackd.models import Envelope
-from trackd.queue.base import Backlog, Delivery
+from trackd.queue.base import PROCESSOR, Backlog, Delivery
 
 try:
     import nats
@@ -46,7 +46,6 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
-PROCESSOR = "processor"
 ACK_WAIT_SECONDS = 30
 BACKLOG_SCAN = 2000
 PUBLISH_TIMEOUT = 5.0
