@@ -15,6 +15,7 @@ from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
 from trackd.queue.memory import MemoryQueue
+from trackd.services import Services
 from trackd.settings import Settings
 from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
@@ -102,11 +103,13 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         registry_refresh_seconds=0.05, data_dir=str(tmp_path), admin_token="tok", processor="inline"
     )
     app = TrackdApp(
-        settings,
-        store=MemoryWorkspaceStore(),
-        events=open_event_store("memory://"),
-        queue=MemoryQueue(),
-        limiter=MemoryLimiter(),
+        Services(
+            settings,
+            workspaces=MemoryWorkspaceStore(),
+            events=open_event_store("memory://"),
+            queue=MemoryQueue(),
+            limiter=MemoryLimiter(),
+        )
     )
     await app.startup()
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4321))

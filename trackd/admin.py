@@ -14,7 +14,7 @@ import time
 import msgspec
 
 from trackd.errors import ConfigError, NotFound
-from trackd.models import DEFAULT_RATE_LIMIT, Workspace
+from trackd.models import DEFAULT_RATE_LIMIT, ROUTE_WORDS, Workspace
 from trackd.store.base import WorkspaceStore
 from trackd.wire.auth import hash_key, new_key
 
@@ -47,6 +47,8 @@ async def create_workspace(
     workspace_id = workspace_id or new_workspace_id()
     if not ID_PATTERN.fullmatch(workspace_id):
         raise ConfigError("a workspace id is 1-64 letters, digits, '_' or '-'")
+    if workspace_id.lower() in ROUTE_WORDS:
+        raise ConfigError(f"{workspace_id!r} is a Data API route word, not a workspace id")
     if rate_limit is not None and rate_limit < 1:
         raise ConfigError("--rate-limit must be at least 1 event per minute")
     key = new_key()

@@ -20,6 +20,11 @@ class Kind(enum.StrEnum):
     CUSTOMER = "customer"  # Track User, POST /v1/customer/{ws}
 
 
+#: Path words of MoEngage's Data API (`/v1/customer/merge`, `…/delete`, `/v1/customers/export`):
+#: never workspace ids, so a route is never mistaken for a workspace (data-api.md §0).
+ROUTE_WORDS = frozenset({"merge", "delete", "export"})
+
+
 class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     """A workspace as every edge process caches it."""
 

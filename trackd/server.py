@@ -20,16 +20,12 @@ from typing import NoReturn
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from trackd import admin
-from trackd.edge.app import create_app
+from trackd import admin, services
+from trackd.edge.app import TrackdApp
 from trackd.edge.protocol import ClientLimits, Config, TrackdHttpProtocol
-from trackd.embedded import FileLease
 from trackd.processor.child import ProcessorChild
-from trackd.processor.runner import Processor
-from trackd.processor.service import ProcessorService
-from trackd.queue import open_queue
+from trackd.services import ProcessorMode, Services, WorkerServices
 from trackd.settings import SETTINGS_ENV, Settings
-from trackd.store import open_event_store, open_workspace_store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +42,7 @@ def serve(settings: Settings) -> int:
     asyncio.run(_ensure_demo(settings, base))
     print(f"trackd listening on {base}", flush=True)
     config = Config(
-        create_app(settings) if settings.workers == 1 else "trackd.edge.app:from_environment",
+        create_app(settings) if settings.workers == 1 else "trackd.server:from_environment",
         factory=settings.workers > 1,
         workers=settings.workers,
         loop="uvloop",
@@ -63,7 +59,7 @@ def serve(settings: Settings) -> int:
         backlog=4096,
     )
     child = None
-    if settings.embedded_processor() and settings.processor == "process":
+    if services.processor_mode(settings) is ProcessorMode.CHILD:
         child = ProcessorChild(settings)
         child.start()
     try:
@@ -78,6 +74,17 @@ def serve(settings: Settings) -> int:
     finally:  # the edge has drained: now the processor
         if child is not None:
             child.stop(settings.graceful_timeout_seconds)
+
+
+def create_app(settings: Settings) -> TrackdApp:
+    return TrackdApp(Services(settings))
+
+
+def from_environment() -> TrackdApp:
+    """The factory each `--workers` process calls: `serve` hands settings down by env var."""
+    app = create_app(Settings.from_json(os.environ[SETTINGS_ENV]))
+    tune_gc()
+    return app
 
 
 #: Allocations between young-generation collections (CPython's default is 700). An accepted
@@ -113,7 +120,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 async def _ensure_demo(settings: Settings, base: str) -> None:
     """First start on an empty data dir: a demo workspace, its key and a curl line to paste."""
-    store = open_workspace_store(settings.store_url())
+    store = services.workspace_store(settings)
     await store.open()
     try:
         if await store.list():
@@ -142,23 +149,14 @@ def work(settings: Settings) -> int:
 
 
 async def _work(settings: Settings) -> int:
-    queue = open_queue(settings.queue_url(), settings)
-    events = open_event_store(settings.store_url())
-    lease = (
-        FileLease(settings.data_path / "processor.lease") if settings.embedded_processor() else None
-    )
-    service = ProcessorService(Processor(queue, events), lease)
+    worker = WorkerServices(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await events.open()
-    await queue.open()
-    await service.start()
+    await worker.open()
     print("trackd worker processing", flush=True)
     await stop.wait()
     # Shutdown: finish the batch in hand (bounded), leave the rest unacknowledged, close.
-    await service.stop(settings.graceful_timeout_seconds)
-    await queue.aclose()
-    await events.aclose()
+    await worker.aclose()
     return 0

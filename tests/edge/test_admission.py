@@ -38,6 +38,7 @@ from trackd.limiter.memory import MemoryLimiter
 from trackd.queue.base import Queue
 from trackd.queue.memory import MemoryQueue
 from trackd.queue.sqlite import SQLiteQueue
+from trackd.services import Services
 from trackd.settings import Settings
 from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
@@ -142,11 +143,13 @@ async def started(
 ) -> AsyncIterator[App]:
     """The app on `queue` and `limiter` (memory store, no processor), with workspace WS1."""
     app = TrackdApp(
-        Settings(data_dir=str(tmp_path), processor="off", **settings),
-        store=MemoryWorkspaceStore(),
-        events=open_event_store("memory://"),
-        queue=queue,
-        limiter=limiter,
+        Services(
+            Settings(data_dir=str(tmp_path), processor="off", **settings),
+            workspaces=MemoryWorkspaceStore(),
+            events=open_event_store("memory://"),
+            queue=queue,
+            limiter=limiter,
+        )
     )
     await app.startup()
     try:

@@ -395,8 +395,8 @@ async def test_issues_list_every_drop_and_rewrite_with_its_request(harness: Harn
 async def test_stats_count_accepted_events_as_processed_dropped_and_waiting(
     harness: Harness,
 ) -> None:
-    assert harness.app.processing is not None
-    await harness.app.processing.stop()
+    assert harness.app.parts.processing is not None
+    await harness.app.parts.processing.stop()
     await send(harness, SEED_BODY)
     three = copy.deepcopy(SEED_BODY)
     three["actions"] = [*SEED_BODY["actions"], action("moe_hidden", T0), action("Opened", T0)]
@@ -413,7 +413,7 @@ async def test_stats_count_accepted_events_as_processed_dropped_and_waiting(
         "lag_events": 6,
         "lag_seconds": waiting["lag_seconds"],
     }
-    await harness.app.processing.start()
+    await harness.app.parts.processing.start()
     assert await processed(harness) == {
         "accepted_events": 6,
         "rejected_requests": 0,

@@ -20,6 +20,7 @@ from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
 from trackd.queue.memory import MemoryQueue
+from trackd.services import Services
 from trackd.settings import Settings
 from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
@@ -293,11 +294,13 @@ async def test_unexpected_failure_is_answered_with_500_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = TrackdApp(
-        Settings(data_dir=str(tmp_path)),
-        store=MemoryWorkspaceStore(),
-        events=open_event_store("memory://"),
-        queue=MemoryQueue(),
-        limiter=ExplodingLimiter(),
+        Services(
+            Settings(data_dir=str(tmp_path)),
+            workspaces=MemoryWorkspaceStore(),
+            events=open_event_store("memory://"),
+            queue=MemoryQueue(),
+            limiter=ExplodingLimiter(),
+        )
     )
     await app.startup()
     try:

@@ -19,6 +19,7 @@ from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
 from trackd.models import Action
 from trackd.queue.sqlite import SQLiteQueue
+from trackd.services import Services
 from trackd.settings import Settings
 from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
@@ -288,11 +289,13 @@ async def test_concurrent_retries_with_one_key_ingest_once_and_spend_quota_once(
     the queue's dedupe decides: the loser answers the same 200, ingests nothing and gives its
     quota back."""
     app = TrackdApp(
-        Settings(data_dir=str(tmp_path), processor="off"),
-        store=MemoryWorkspaceStore(),
-        events=open_event_store("memory://"),
-        queue=SQLiteQueue(tmp_path / "queue.db"),
-        limiter=MemoryLimiter(),
+        Services(
+            Settings(data_dir=str(tmp_path), processor="off"),
+            workspaces=MemoryWorkspaceStore(),
+            events=open_event_store("memory://"),
+            queue=SQLiteQueue(tmp_path / "queue.db"),
+            limiter=MemoryLimiter(),
+        )
     )
     await app.startup()
     try:

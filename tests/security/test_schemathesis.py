@@ -30,6 +30,7 @@ from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
 from trackd.queue.memory import MemoryQueue
+from trackd.services import Services
 from trackd.settings import Settings
 from trackd.store import open_event_store
 from trackd.store.memory import MemoryWorkspaceStore
@@ -81,11 +82,13 @@ def fuzzed(tmp_path: Path) -> Iterator[Fuzzed]:
     store = MemoryWorkspaceStore()
     _, key = asyncio.run(admin.create_workspace(store, workspace_id=WORKSPACE))
     app = TrackdApp(
-        Settings(data_dir=str(tmp_path), admin_token=ADMIN_TOKEN, processor="inline"),
-        store=store,
-        events=open_event_store("memory://"),
-        queue=MemoryQueue(),
-        limiter=MemoryLimiter(),
+        Services(
+            Settings(data_dir=str(tmp_path), admin_token=ADMIN_TOKEN, processor="inline"),
+            workspaces=store,
+            events=open_event_store("memory://"),
+            queue=MemoryQueue(),
+            limiter=MemoryLimiter(),
+        )
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:

@@ -115,7 +115,7 @@ class Admission:
         scope: Scope,
         receive: Receive,
         send: Send,
-        workspace_id: str,
+        workspace_id: str | None,
     ) -> None:
         if not self.admit():
             await self._refuse(endpoint, scope, send, workspace_id)
@@ -138,7 +138,7 @@ class Admission:
                 self.answered()
 
     async def _refuse(
-        self, endpoint: TrackEndpoint, scope: Scope, send: Send, workspace_id: str
+        self, endpoint: TrackEndpoint, scope: Scope, send: Send, workspace_id: str | None
     ) -> None:
         """Row 27's answer, without reading the body (uvicorn discards what is left of it and
         keeps the connection)."""

@@ -1,7 +1,8 @@
-"""The ASGI application: routes, and the lifespan that opens and closes everything.
+"""The ASGI application: routes, and the lifespan that opens and closes its parts.
 
-Startup opens the stores, the queue and the limiter, loads the workspaces, and (embedded) starts
-the processor, which runs in whichever process holds the data dir's lease.
+It is handed its parts (`trackd.services.Services`, the composition root) and opens nothing by
+itself. Startup opens them, loads the workspaces, and starts the processor when it runs
+inline (it runs in whichever process holds the data dir's lease).
 
 Shutdown order (uvicorn has already stopped accepting and finished in-flight requests, each of
 them durable or rejected): stop watching workspaces and flushing counters, stop the processor
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
-import os
+from collections.abc import Iterable
+from typing import Protocol
 
 from trackd.edge import metrics
 from trackd.edge.admission import Admission
@@ -25,37 +26,48 @@ from trackd.edge.read import PREFIX as READ_PREFIX
 from trackd.edge.read import ReadAPI, workspace_stats
 from trackd.edge.registry import WorkspaceRegistry
 from trackd.edge.track import TrackEndpoint
-from trackd.embedded import FileLease
+from trackd.edge.v1 import V1_ROUTES, Router, V1Route
 from trackd.errors import ContractError
-from trackd.limiter import Limiter, open_limiter
-from trackd.processor.runner import Processor
-from trackd.processor.service import ProcessorService
-from trackd.queue import Queue, open_queue
-from trackd.settings import SETTINGS_ENV, Settings
-from trackd.store import EventStore, WorkspaceStore, open_event_store, open_workspace_store
+from trackd.limiter.base import Limiter
+from trackd.queue.base import Queue
+from trackd.settings import Settings
+from trackd.store.base import EventStore, WorkspaceStore
 from trackd.wire import contract
+from trackd.wire.auth import admin_bearer
 
 log = logging.getLogger(__name__)
 
-V1_PREFIXES = ("/v1/event/", "/v1/customer/")
 COUNTER_FLUSH_SECONDS = 1.0
+ALLOW_POST = (b"allow", b"POST")
+ALLOW_GET = (b"allow", b"GET, HEAD")
+
+
+class Parts(Protocol):
+    """What the app runs on, as the composition root (`trackd.services.Services`) gives it."""
+
+    settings: Settings
+    workspaces: WorkspaceStore
+    events: EventStore
+    queue: Queue
+    limiter: Limiter
+
+    async def open(self) -> None: ...
+
+    async def start_processing(self) -> None: ...
+
+    async def stop_processing(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class TrackdApp:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        store: WorkspaceStore | None = None,
-        events: EventStore | None = None,
-        queue: Queue | None = None,
-        limiter: Limiter | None = None,
-    ) -> None:
-        self.settings = settings
-        self.store = store or open_workspace_store(settings.store_url())
-        self.events = events or open_event_store(settings.store_url())
-        self.queue = queue or open_queue(settings.queue_url(), settings)
-        self.limiter = limiter or open_limiter(settings.limiter_url())
+    def __init__(self, parts: Parts, routes: Iterable[V1Route] = V1_ROUTES) -> None:
+        self.parts = parts
+        self.settings = settings = parts.settings
+        self.store = parts.workspaces
+        self.events = parts.events
+        self.queue = parts.queue
+        self.limiter = parts.limiter
         self.registry = WorkspaceRegistry(self.store, settings.registry_refresh_seconds)
         self.counters = metrics.EdgeCounters()
         self.admission = Admission(
@@ -64,24 +76,22 @@ class TrackdApp:
             max_wait=settings.max_wait_seconds,
             hold=settings.shed_hold_seconds,
         )
+        routes = tuple(routes)
+        self.router = Router(routes)
         self.v1 = {
-            prefix: TrackEndpoint(
+            route: TrackEndpoint(
                 self.registry,
                 self.limiter,
                 self.queue,
                 settings.max_body_bytes,
                 self.counters,
-                kind=prefix.split("/")[2],
+                route,
             )
-            for prefix in V1_PREFIXES
+            for route in routes
         }
         self.read = ReadAPI(
-            self.registry, self.events, self.queue, settings.admin_token or None, self.stats
+            self.registry, self.events, self.queue, settings.admin_token, self.stats
         )
-        self.processing: ProcessorService | None = None
-        if settings.embedded_processor() and settings.processor == "inline":
-            lease = FileLease(settings.data_path / "processor.lease")
-            self.processing = ProcessorService(Processor(self.queue, self.events), lease)
         self._openapi = encode(openapi_document())
         self._flusher: asyncio.Task[None] | None = None
         self._stop_flushing = asyncio.Event()
@@ -91,13 +101,9 @@ class TrackdApp:
         return await workspace_stats(self.events, self.queue, workspace_id)
 
     async def startup(self) -> None:
-        await self.store.open()
-        await self.events.open()
-        await self.queue.open()
-        await self.limiter.open()
+        await self.parts.open()
         await self.registry.start()
-        if self.processing is not None:
-            await self.processing.start()
+        await self.parts.start_processing()
         self._stop_flushing.clear()
         self._flusher = asyncio.create_task(self._flush_counters(), name="trackd-counters")
         self.started = True
@@ -109,12 +115,8 @@ class TrackdApp:
             self._stop_flushing.set()
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self._flush_once()
-        if self.processing is not None:
-            await self.processing.stop(self.settings.graceful_timeout_seconds)
-        await self.queue.aclose()
-        await self.limiter.aclose()
-        await self.events.aclose()
-        await self.store.aclose()
+        await self.parts.stop_processing()
+        await self.parts.aclose()
 
     async def _flush_counters(self) -> None:
         while not self._stop_flushing.is_set():
@@ -140,17 +142,20 @@ class TrackdApp:
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        prefix, _, workspace_id = path.rpartition("/")
-        endpoint = self.v1.get(prefix + "/")
-        if endpoint is not None and workspace_id:
+        matched = self.router.match(path)
+        if matched is not None:
+            route, workspace_id = matched
             if method == "POST":  # through admission control: refused at once when behind
-                await self.admission(endpoint, scope, receive, send, workspace_id)
+                await self.admission(self.v1[route], scope, receive, send, workspace_id)
             else:
-                await _error(send, contract.method_not_allowed(), [(b"allow", b"POST")])
+                await _error(send, contract.method_not_allowed(), [ALLOW_POST])
         elif path.startswith(READ_PREFIX):
             await self.read(scope, receive, send)
         elif method not in ("GET", "HEAD"):
-            await _error(send, contract.method_not_allowed() if path in _GETS else _nf())
+            if path in _GETS:
+                await _error(send, contract.method_not_allowed(), [ALLOW_GET])
+            else:
+                await _error(send, _nf())
         elif path in _GETS:
             await self._service_route(path, scope, send)
         else:
@@ -169,7 +174,7 @@ class TrackdApp:
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             await send_json(send, 200 if ready else 503, body)
         elif path == "/metrics" and not self._metrics_allowed(scope):
-            await _error(send, ContractError(401, contract.AUTH, "Admin token required"))
+            await _error(send, contract.admin_token_required())
         elif path == "/metrics":
             text = await metrics.render(self.counters, self.registry, self.events, self.queue)
             await send(
@@ -187,13 +192,11 @@ class TrackdApp:
         """`/metrics` names every workspace: with an admin token configured, only its bearer
         reads it (a Prometheus `authorization` setting); without one it is open, for a
         deployment that keeps the port private (docs/security.md)."""
-        token = self.settings.admin_token
-        if not token:
+        if not self.settings.admin_token:
             return True
-        header = header_map(scope).get(b"authorization", b"")
-        if header[:7].lower() != b"bearer ":
-            return False
-        return hmac.compare_digest(header[7:].strip(), token.encode())
+        return bool(
+            admin_bearer(header_map(scope).get(b"authorization"), self.settings.admin_token)
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -224,16 +227,3 @@ async def _error(send: Send, exc: ContractError, headers: list[tuple[bytes, byte
     request_id = contract.new_request_id()
     body = encode(contract.error_body(exc, request_id))
     await send_json(send, exc.status, body, [*headers, (b"x-request-id", request_id.encode())])
-
-
-def create_app(settings: Settings) -> TrackdApp:
-    return TrackdApp(settings)
-
-
-def from_environment() -> TrackdApp:
-    """The factory each `--workers` process calls: the CLI hands settings down by env var."""
-    from trackd.server import tune_gc  # the server imports this module
-
-    app = TrackdApp(Settings.from_json(os.environ[SETTINGS_ENV]))
-    tune_gc()
-    return app

@@ -7,7 +7,6 @@ another: the Basic user must be the workspace in the path (403 otherwise).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from trackd.models import Workspace
 from trackd.queue.base import PROCESSOR, Queue
 from trackd.store.base import EventQuery, EventStore
 from trackd.wire import contract
-from trackd.wire.auth import check_key, parse_basic
+from trackd.wire.auth import admin_bearer, check_key, parse_basic
 from trackd.wire.times import parse_time
 
 log = logging.getLogger(__name__)
@@ -28,10 +27,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/workspaces/"
 MAX_LIMIT = 1000
 MAX_SEQ = 2**63 - 1  # event sequence numbers are signed 64-bit integers in every store
-
-
-def _bad(message: str, attribute: str) -> ContractError:
-    return ContractError(400, "InvalidParams", message, attribute)
+ALLOW_READ = (b"allow", b"GET, HEAD")
 
 
 class ReadAPI:
@@ -40,7 +36,7 @@ class ReadAPI:
         registry: WorkspaceRegistry,
         store: EventStore,
         queue: Queue,
-        admin_token: str | None,
+        admin_token: str,
         stats: Any,
     ) -> None:
         self.registry = registry
@@ -51,14 +47,17 @@ class ReadAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = contract.new_request_id()
+        headers = [(b"x-request-id", request_id.encode())]
         try:
             status, body = await self._route(scope)
         except ContractError as exc:
             status, body = exc.status, contract.error_body(exc, request_id)
+            if status == 405:
+                headers.append(ALLOW_READ)
         except Exception:  # row 28's answer, never a bare 500 from the server
             log.exception("unexpected failure on read request %s", request_id)
             status, body = 500, contract.error_body(contract.unexpected(), request_id)
-        await send_json(send, status, encode(body), [(b"x-request-id", request_id.encode())])
+        await send_json(send, status, encode(body), headers)
 
     async def _route(self, scope: Scope) -> tuple[int, Any]:
         parts = scope["path"][len(PREFIX) :].split("/")
@@ -70,7 +69,7 @@ class ReadAPI:
             case ["users", customer_id] if customer_id:
                 user = await self.store.user(workspace.id, customer_id)
                 if user is None:
-                    raise ContractError(404, "NotFound", "No such user", "customer_id")
+                    raise contract.no_such_user()
                 return 200, user
             case ["events"]:
                 events, cursor = await self.store.events(_event_query(workspace.id, query))
@@ -88,9 +87,10 @@ class ReadAPI:
 
     def _authorise(self, scope: Scope, workspace_id: str) -> Workspace:
         header = header_map(scope).get(b"authorization")
-        if header is not None and header[:7].lower() == b"bearer " and self.admin_token:
-            if not hmac.compare_digest(header[7:].strip(), self.admin_token.encode()):
-                raise ContractError(401, contract.AUTH, "Invalid admin token")
+        admin = admin_bearer(header, self.admin_token)
+        if admin is False:
+            raise contract.invalid_admin_token()
+        if admin:
             workspace = self.registry.get(workspace_id)
         else:
             username, password = parse_basic(header)
@@ -99,9 +99,9 @@ class ReadAPI:
                 raise contract.unknown_workspace()
             check_key(password, workspace.key_hash)
             if username != workspace_id:
-                raise ContractError(403, "Forbidden", "These credentials are for another workspace")
+                raise contract.other_workspace()
         if workspace is None:
-            raise ContractError(404, "NotFound", "No such workspace")
+            raise contract.no_such_workspace()
         return workspace
 
 
@@ -110,7 +110,7 @@ def _time(query: dict[str, str], name: str) -> int | None:
         return None
     value = parse_time(query[name])
     if value is None:
-        raise _bad(f"{name} is expected to be an epoch timestamp or an ISO 8601 date-time", name)
+        raise contract.invalid_param(name, "an epoch timestamp or an ISO 8601 date-time")
     return value
 
 
@@ -122,10 +122,10 @@ def _digits(text: str) -> bool:
 def _event_query(workspace_id: str, query: dict[str, str]) -> EventQuery:
     limit = query.get("limit", "100")
     if not _digits(limit) or not 1 <= int(limit) <= MAX_LIMIT:
-        raise _bad(f"limit is expected to be an integer from 1 to {MAX_LIMIT}", "limit")
+        raise contract.invalid_param("limit", f"an integer from 1 to {MAX_LIMIT}")
     cursor = query.get("cursor")
     if cursor is not None and not (_digits(cursor) and int(cursor) <= MAX_SEQ):
-        raise _bad("cursor is expected to be a next_cursor value", "cursor")
+        raise contract.invalid_param("cursor", "a next_cursor value")
     return EventQuery(
         workspace_id=workspace_id,
         customer_id=query.get("customer_id"),

@@ -1,7 +1,8 @@
-"""`POST /v1/event/{ws}` (and Track User, `/v1/customer/{ws}`): the check table, in order.
+"""Every `/v1` endpoint of the table (`trackd.edge.v1`): track-event.md's check table, in order.
 
-Rows 1-15 (size, auth, headers, body) are here; rows 16-25 are `trackd.wire.event`; row 26 is
-the limiter, row 27 the queue, row 28 anything unexpected. Every response carries
+Rows 1-15 (size, auth, headers, body) are here; rows 16-25 are the route's validator in
+`trackd.wire`; row 26 is the limiter (the route's bucket), row 27 the queue, row 28 anything
+unexpected. Every response carries
 `X-Request-Id`, and the rate-limit headers whenever the path names a known workspace. A 200 is
 sent only after the queue says the envelope is durable; a rejection keeps nothing.
 """
@@ -31,14 +32,14 @@ from trackd.edge.http import (
 )
 from trackd.edge.metrics import EdgeCounters
 from trackd.edge.registry import WorkspaceRegistry
+from trackd.edge.v1 import V1Route, WorkspaceFrom
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
-from trackd.models import Envelope, Kind, Workspace
+from trackd.models import Envelope, Workspace
 from trackd.queue.base import Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
-from trackd.wire.customer import validate_customer
-from trackd.wire.event import Validated, decode_event, validate_event
+from trackd.wire.event import Validated
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,13 @@ class Request:
         "workspace_id",
     )
 
-    def __init__(self, scope: Scope, workspace_id: str) -> None:
+    def __init__(self, scope: Scope, workspace_id: str | None) -> None:
         self.scope = scope
-        self.workspace_id = workspace_id
         self.headers = header_map(scope)
         query_string = scope.get("query_string")
         self.query = parse_qs(query_string.decode("latin-1")) if query_string else {}
+        # A query route's workspace is its `app_id` ("" when absent: no workspace is named so).
+        self.workspace_id = (self.param("app_id") or "") if workspace_id is None else workspace_id
         self.request_id = contract.new_request_id()
         self.body = b""
         self.inflate_failed = False
@@ -90,17 +92,18 @@ class TrackEndpoint:
         queue: Queue,
         max_body: int,
         counters: EdgeCounters,
-        kind: str = "event",
+        route: V1Route,
     ) -> None:
         self.registry = registry
         self.limiter = limiter
         self.queue = queue
         self.max_body = max_body
         self.counters = counters
-        self.kind = kind
-        self.validate = validate_event if kind == "event" else validate_customer
+        self.route = route
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, workspace_id: str) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, workspace_id: str | None
+    ) -> None:
         request = Request(scope, workspace_id)
         try:
             status, body, headers = await self._handle(request, receive)
@@ -114,7 +117,9 @@ class TrackEndpoint:
             status, body, headers = 500, self._fail(contract.unexpected(), request), []
         await self._answer(send, request, status, body, headers)
 
-    async def refuse(self, scope: Scope, send: Send, workspace_id: str, exc: ContractError) -> None:
+    async def refuse(
+        self, scope: Scope, send: Send, workspace_id: str | None, exc: ContractError
+    ) -> None:
         """Answer `exc` before the body is read (admission control's 503), with the headers and
         counts of any rejection."""
         request = Request(scope, workspace_id)
@@ -167,8 +172,8 @@ class TrackEndpoint:
             user_identifiers=validated.user_identifiers,
             actions=validated.actions,
             warnings=validated.warnings,
-            event_count=validated.event_count if self.kind == "event" else 0,
-            kind=Kind(self.kind),
+            event_count=validated.event_count if self.route.counts_events else 0,
+            kind=self.route.kind,
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,
         )
@@ -181,7 +186,7 @@ class TrackEndpoint:
         if not stored:  # a concurrent retry with the same key won: this one ingests nothing
             await self._refund(limit_key, validated.event_count)
             return self._success(request, validated, decision)
-        self.counters.accepted_events += validated.event_count
+        self.counters.accepted_events += envelope.event_count
         if validated.warnings:
             self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
@@ -194,10 +199,9 @@ class TrackEndpoint:
             log.exception("could not refund %d events to %s", cost, key)
 
     def limit(self, workspace: Workspace) -> tuple[str, int]:
-        """Events count against the workspace's event limit; user updates against their own."""
-        if self.kind == "event":
-            return workspace.id, workspace.rate_limit
-        return f"{workspace.id}/users", workspace.user_rate_limit
+        """The limiter key and limit of the route's bucket in this workspace."""
+        bucket = self.route.bucket
+        return bucket.key(workspace.id), bucket.limit(workspace)
 
     @staticmethod
     def _success(
@@ -237,6 +241,8 @@ class TrackEndpoint:
     def _authenticate(self, request: Request) -> Workspace:
         username, password = parse_basic(request.headers.get(b"authorization"))  # rows 2-5
         app_id = request.param("app_id")
+        if not request.workspace_id and self.route.workspace_from is WorkspaceFrom.QUERY:
+            raise contract.params_required()  # data-api.md §0
         if request.workspace_id != username or (app_id is not None and app_id != username):
             raise contract.app_key_mismatch()  # row 6
         moe_appkey = request.headers.get(b"moe-appkey")
@@ -261,14 +267,15 @@ class TrackEndpoint:
             raise contract.unsupported_media_type()  # row 13
 
     def _validated(self, request: Request, workspace: Workspace, received_ms: int) -> Validated:
-        """Rows 14-25: the typed fast path for a plain Track Event body, else the generic one."""
+        """Rows 14-25: the route's typed fast path for a plain body, else the generic one."""
         project_code = request.param("project_code")
-        if self.kind == "event" and request.body and not request.inflate_failed:
-            validated = decode_event(request.body, workspace, project_code, received_ms)
+        decode = self.route.decode
+        if decode is not None and request.body and not request.inflate_failed:
+            validated = decode(request.body, workspace, project_code, received_ms)
             if validated is not None:
                 return validated
         payload = self._decode(request)  # rows 14-15
-        return self.validate(payload, workspace, project_code, received_ms)
+        return self.route.validate(payload, workspace, project_code, received_ms)
 
     @staticmethod
     def _decode(request: Request) -> object:

@@ -57,4 +57,20 @@ def check_key(presented: str, stored_hash: str | None) -> None:
         raise contract.wrong_key()
 
 
-__all__ = ["ContractError", "check_key", "hash_key", "key_matches", "new_key", "parse_basic"]
+__all__ = [
+    "ContractError",
+    "admin_bearer",
+    "check_key",
+    "hash_key",
+    "key_matches",
+    "new_key",
+    "parse_basic",
+]
+
+
+def admin_bearer(header: bytes | None, token: str) -> bool | None:
+    """Whether an `Authorization` header carries trackd's admin token: None when it is not a
+    bearer header or no token is configured, else whether the token matches (constant time)."""
+    if not token or header is None or header[:7].lower() != b"bearer ":
+        return None
+    return hmac.compare_digest(header[7:].strip(), token.encode())

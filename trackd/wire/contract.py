@@ -243,3 +243,36 @@ def not_found_route() -> ContractError:
 
 def method_not_allowed() -> ContractError:
     return ContractError(405, "MethodNotAllowed", "Method not allowed on this endpoint")
+
+
+def params_required() -> ContractError:  # data-api.md §0: a query route without `app_id`
+    return ContractError(400, "ParamsRequired", "app_id is required in path/query params.")
+
+
+# trackd's read API and admin routes ----------------------------------------------------------
+
+
+def invalid_param(attribute: str, expected: str) -> ContractError:
+    return ContractError(
+        400, "InvalidParams", f"{attribute} is expected to be {expected}", attribute
+    )
+
+
+def admin_token_required() -> ContractError:
+    return ContractError(401, AUTH, "Admin token required")
+
+
+def invalid_admin_token() -> ContractError:
+    return ContractError(401, AUTH, "Invalid admin token")
+
+
+def other_workspace() -> ContractError:
+    return ContractError(403, "Forbidden", "These credentials are for another workspace")
+
+
+def no_such_workspace() -> ContractError:
+    return ContractError(404, "NotFound", "No such workspace")
+
+
+def no_such_user() -> ContractError:
+    return ContractError(404, "NotFound", "No such user", "customer_id")

@@ -1,0 +1,116 @@
+"""The `/v1` endpoints as a table, and the router that matches whole paths against it.
+
+One row per MoEngage Data API endpoint that trackd serves: its path, where the workspace id is
+found, the validator of its body (rows 16-25, in `trackd.wire`), its rate-limit bucket and what
+counts against it, and the envelope kind the processor looks its step up by. Every row is
+served by `trackd.edge.track.TrackEndpoint`, which runs the check table in order.
+
+Adding an endpoint (docs/architecture.md): its validator in `trackd.wire`, one row here (and a
+`Kind`), one processor step; store methods if it needs new data.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from trackd.models import ROUTE_WORDS, Kind, Workspace
+from trackd.wire.customer import validate_customer
+from trackd.wire.event import Validated, decode_event, validate_event
+
+#: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
+Validate = Callable[[object, Workspace, str | None, int], Validated]
+#: A typed fast path over the raw body: Validated, or None to take `Validate`'s road.
+Decode = Callable[[bytes, Workspace, str | None, int], Validated | None]
+
+WORKSPACE = "{workspace_id}"
+
+
+class WorkspaceFrom(enum.Enum):
+    PATH = "path"  # the last path segment: /v1/event/{workspace_id}
+    QUERY = "query"  # the `app_id` query parameter: /v1/customer/merge?app_id=...
+
+
+class Bucket(enum.Enum):
+    """A workspace's rate limits (REF §3): each its own window, under its own limiter key."""
+
+    EVENTS = "events"
+    USERS = "users"
+
+    def key(self, workspace_id: str) -> str:
+        # Events kept the bare workspace id as their key (existing limiter state stays valid).
+        return workspace_id if self is Bucket.EVENTS else f"{workspace_id}/{self.value}"
+
+    def limit(self, workspace: Workspace) -> int:
+        return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
+
+
+@dataclass(frozen=True, slots=True)
+class V1Route:
+    name: str  # as MoEngage's documentation names it
+    pattern: str  # the whole path; `{workspace_id}` only as its last segment
+    kind: Kind  # the envelope kind, the processor's step
+    validate: Validate
+    #: The limit it counts against; it costs `Validated.event_count` (actions as sent, or 1
+    #: per user update).
+    bucket: Bucket
+    #: Whether that cost is events: counted as the envelope's `event_count` (the stats'
+    #: accepted events, `trackd_events_accepted_total`); user updates are not events.
+    counts_events: bool
+    workspace_from: WorkspaceFrom = WorkspaceFrom.PATH
+    decode: Decode | None = None
+
+
+V1_ROUTES: tuple[V1Route, ...] = (
+    V1Route(
+        name="Track Event",
+        pattern="/v1/event/{workspace_id}",
+        kind=Kind.EVENT,
+        validate=validate_event,
+        decode=decode_event,
+        bucket=Bucket.EVENTS,
+        counts_events=True,
+    ),
+    V1Route(
+        name="Track User",
+        pattern="/v1/customer/{workspace_id}",
+        kind=Kind.CUSTOMER,
+        validate=validate_customer,
+        bucket=Bucket.USERS,
+        counts_events=False,
+    ),
+)
+
+
+class Router:
+    """Whole-path matching: a path names a route exactly (a query route) or is a path route's
+    prefix plus one non-empty segment that is not a route word."""
+
+    def __init__(self, routes: Iterable[V1Route]) -> None:
+        self.exact: dict[str, V1Route] = {}
+        self.prefixed: dict[str, V1Route] = {}
+        for route in routes:
+            if route.pattern.endswith("/" + WORKSPACE):
+                self._add(self.prefixed, route.pattern[: -len(WORKSPACE)], route)
+            elif WORKSPACE in route.pattern or route.workspace_from is WorkspaceFrom.PATH:
+                raise ValueError(f"{route.pattern}: {WORKSPACE} can only be the last segment")
+            else:
+                self._add(self.exact, route.pattern, route)
+
+    @staticmethod
+    def _add(table: dict[str, V1Route], key: str, route: V1Route) -> None:
+        if key in table:
+            raise ValueError(f"two routes for {route.pattern}")
+        table[key] = route
+
+    def match(self, path: str) -> tuple[V1Route, str | None] | None:
+        """The route and the workspace id of its path (None for a query route), or None."""
+        route = self.exact.get(path)
+        if route is not None:
+            return route, None
+        prefix, _, last = path.rpartition("/")
+        route = self.prefixed.get(prefix + "/")
+        if route is None or not last or last in ROUTE_WORDS:
+            return None
+        return route, last
