@@ -185,12 +185,20 @@ async def test_idempotent_put_of_a_seen_request_id_stores_nothing_and_returns_fa
     queue: Queue,
 ) -> None:
     first = envelope("same", n=1)
-    assert await queue.seen("same") is False
+    assert await queue.remembered("same") is None
     assert await queue.put(first, idempotent=True) is True
-    assert await queue.seen("same") is True
+    assert await queue.remembered("same") == ""
     assert await queue.put(envelope("same", n=2), idempotent=True) is False
     assert envelopes_of(await queue.get("processor", 10, 0)) == [first]
     assert await queue.lag("processor") == 1
+
+
+async def test_an_idempotent_put_remembers_the_first_fingerprint(queue: Queue) -> None:
+    assert await queue.put(envelope("same", n=1), idempotent=True, fingerprint="fp-1") is True
+    assert await queue.remembered("same") == "fp-1"
+    assert await queue.put(envelope("same", n=2), idempotent=True, fingerprint="fp-2") is False
+    assert await queue.remembered("same") == "fp-1"  # the first request's, not the loser's
+    assert len(await queue.get("processor", 10, 0)) == 1
 
 
 async def test_concurrent_idempotent_puts_of_one_request_id_store_it_once(queue: Queue) -> None:
@@ -206,14 +214,14 @@ async def test_non_idempotent_puts_are_all_stored_and_not_marked_seen(queue: Que
     sent = [envelope(f"r{i}") for i in range(5)]
     await put_all(queue, sent)
     assert envelopes_of(await queue.get("processor", 100, 0)) == sent
-    assert await queue.seen("r0") is False
+    assert await queue.remembered("r0") is None
 
 
 async def test_idempotent_puts_of_distinct_request_ids_are_all_stored(queue: Queue) -> None:
     sent = [envelope(f"r{i}") for i in range(5)]
     await put_all(queue, sent, idempotent=True)
     assert envelopes_of(await queue.get("processor", 100, 0)) == sent
-    assert [await queue.seen(f"r{i}") for i in range(5)] == [True] * 5
+    assert [await queue.remembered(f"r{i}") for i in range(5)] == [""] * 5
 
 
 async def test_a_request_id_is_stored_again_once_its_dedupe_window_has_passed(
@@ -223,13 +231,13 @@ async def test_a_request_id_is_stored_again_once_its_dedupe_window_has_passed(
     await queue.open()
     try:
         first, second = envelope("same", n=1), envelope("same", n=2)
-        assert await queue.put(first, idempotent=True) is True
+        assert await queue.put(first, idempotent=True, fingerprint="old") is True
         deadline = time.monotonic() + 10
-        while await queue.seen("same") and time.monotonic() < deadline:
+        while await queue.remembered("same") is not None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert await queue.seen("same") is False
+        assert await queue.remembered("same") is None
         assert await queue.put(second, idempotent=True) is True
-        assert await queue.seen("same") is True
+        assert await queue.remembered("same") == ""  # the new put's (none), not the old one
         assert envelopes_of(await queue.get("processor", 10, 0)) == [first, second]
     finally:
         await queue.aclose()
@@ -340,7 +348,7 @@ async def test_sqlite_reopened_queue_sees_every_put_and_the_committed_ack(db: Pa
         assert await second.lag("processor") == 6
         assert envelopes_of(await second.get("processor", 100, 0)) == sent[4:]
         assert envelopes_of(await second.get("other", 100, 0)) == sent
-        assert await second.seen("r7") is True
+        assert await second.remembered("r7") == ""
         assert await second.put(envelope("r7"), idempotent=True) is False
     finally:
         await second.aclose()
@@ -486,11 +494,30 @@ async def test_sqlite_put_the_disk_refuses_raises_and_keeps_nothing(db: Path) ->
             await queue.put(big, idempotent=True)
         assert await queue.lag("processor") == 0
         assert await queue.get("processor", 10, 0) == []
-        assert await queue.seen("big") is False
+        assert await queue.remembered("big") is None
 
         await queue.free_space()
         assert await queue.put(big, idempotent=True) is True
         assert await queue.ready() is True
         assert envelopes_of(await queue.get("processor", 10, 0)) == [big]
+    finally:
+        await queue.aclose()
+
+
+async def test_a_queue_made_before_fingerprints_takes_them_and_keeps_its_old_keys(
+    tmp_path: Path,
+) -> None:
+    """A data dir from before fingerprints: its dedupe table gains the column on open, and a
+    key remembered then matches any request (answered as a replay, as before)."""
+    db = tmp_path / "queue.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE dedupe (request_id TEXT PRIMARY KEY, created REAL NOT NULL)")
+        conn.execute("INSERT INTO dedupe VALUES ('old', ?)", (time.time(),))
+    queue = SQLiteQueue(db)
+    await queue.open()
+    try:
+        assert await queue.remembered("old") == ""
+        assert await queue.put(envelope("new"), idempotent=True, fingerprint="fp") is True
+        assert await queue.remembered("new") == "fp"
     finally:
         await queue.aclose()

@@ -32,6 +32,8 @@ class EdgeCounters:
         self.rejected: Counter[str] = Counter()
         #: Requests refused by admission control (also counted in `responses[503]`).
         self.shed = 0
+        #: Idempotency-Keys used again for another body or endpoint (answered 422).
+        self.idempotency_conflicts = 0
 
     def take_rejected(self) -> dict[tuple[str, str], int]:
         taken = {(ws, "rejected_requests"): n for ws, n in self.rejected.items()}
@@ -59,6 +61,11 @@ async def render(
         "trackd_requests_shed", "Track Event requests refused with 503 because the edge was behind"
     )
     shed.add_metric([], counters.shed)
+    conflicts = CounterMetricFamily(
+        "trackd_idempotency_conflicts",
+        "Requests answered 422: their Idempotency-Key was used for another body or endpoint",
+    )
+    conflicts.add_metric([], counters.idempotency_conflicts)
     accepted = CounterMetricFamily("trackd_events_accepted", "Events in 200 responses")
     accepted.add_metric([], counters.accepted_events)
     warned = CounterMetricFamily(
@@ -79,6 +86,6 @@ async def render(
     lag = GaugeMetricFamily("trackd_queue_lag_envelopes", "Envelopes not yet processed")
     lag.add_metric([], await queue.lag(PROCESSOR))
     collector_registry = CollectorRegistry(auto_describe=False)
-    families = [requests, shed, accepted, warned, processed, dropped, lag]
+    families = [requests, shed, conflicts, accepted, warned, processed, dropped, lag]
     collector_registry.register(_Families(families))
     return generate_latest(collector_registry)

@@ -36,7 +36,7 @@ from trackd.edge.v1 import V1Route, WorkspaceFrom
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
 from trackd.models import Envelope, Workspace
-from trackd.queue.base import Queue
+from trackd.queue.base import UNKNOWN, Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
 from trackd.wire.event import Validated
@@ -147,9 +147,11 @@ class TrackEndpoint:
         validated = self._validated(request, workspace, received_ms)  # rows 14-25
         limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
+        fingerprint = UNKNOWN
         if key:
             request.request_id = idempotent_request_id(workspace.id, key)
-            if await self.queue.seen(request.request_id):  # the first response again
+            fingerprint = self.fingerprint(request.body)
+            if await self._replayed(request, fingerprint):  # the first response again
                 decision = await self.limiter.peek(limit_key, limit)
                 return self._success(request, validated, decision)
         try:
@@ -178,18 +180,44 @@ class TrackEndpoint:
             update_existing_only=validated.update_existing_only,
         )
         try:
-            stored = await self.queue.put(envelope, idempotent=bool(key))  # row 27
+            stored = await self.queue.put(  # row 27
+                envelope, idempotent=bool(key), fingerprint=fingerprint
+            )
         except QueueUnavailable as exc:
             log.warning("queue refused request %s: %s", request.request_id, exc)
             await self._refund(limit_key, validated.event_count)
             raise contract.queue_unavailable() from exc
-        if not stored:  # a concurrent retry with the same key won: this one ingests nothing
+        if not stored:  # a concurrent request with the same key won: this one ingests nothing
             await self._refund(limit_key, validated.event_count)
+            await self._replayed(request, fingerprint)  # and it was the same request, or 422
             return self._success(request, validated, decision)
         self.counters.accepted_events += envelope.event_count
         if validated.warnings:
             self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
+
+    def fingerprint(self, body: bytes) -> str:
+        """What an idempotent request was: its endpoint and its body (as inflated), hashed."""
+        digest = hashlib.blake2b(self.route.pattern.encode(), digest_size=16)
+        digest.update(b"\0")
+        digest.update(body)
+        return digest.hexdigest()
+
+    async def _replayed(self, request: Request, fingerprint: str) -> bool:
+        """Whether an Idempotency-Key was used before: by this same request (True: answer as
+        the first time), or by another body or endpoint (the IETF Idempotency-Key draft's
+        422). False when it is new."""
+        try:
+            first = await self.queue.remembered(request.request_id)
+        except QueueUnavailable as exc:
+            log.warning("queue unavailable for request %s: %s", request.request_id, exc)
+            raise contract.queue_unavailable() from exc
+        if first is None:
+            return False
+        if first in (UNKNOWN, fingerprint):
+            return True
+        self.counters.idempotency_conflicts += 1
+        raise contract.idempotency_key_reused()
 
     async def _refund(self, key: str, cost: int) -> None:
         """Nothing of a 503 is kept, its quota included."""

@@ -9,6 +9,9 @@ from trackd.models import Envelope
 #: The consumer name the processor reads the queue as (every worker shares it); the read API
 #: and /metrics ask the queue for its backlog under this name.
 PROCESSOR = "processor"
+#: The fingerprint of an idempotent put made without one (or before fingerprints were kept):
+#: it matches any request, as every replay did before.
+UNKNOWN = ""
 
 
 class Delivery(NamedTuple):
@@ -38,8 +41,11 @@ class Queue(Protocol):
     - With ``idempotent=True``, a second put of the same `request_id` within the dedupe window
       (24 h) stores nothing and returns False; otherwise `put` returns True. (The edge reuses a
       request id only for idempotent requests; engines that deduplicate by message id, such
-      as JetStream, store a repeated id once whatever the flag.)
-    - `seen` tells whether an idempotent put of that `request_id` is within the window.
+      as JetStream, store a repeated id once whatever the flag.) The first put's `fingerprint`
+      (what the request was: the edge's hash of endpoint and body) is remembered with it.
+    - `remembered` returns the fingerprint of the idempotent put of that `request_id` within
+      the window (`UNKNOWN` if it was put without one, or before fingerprints were kept), or
+      None when there is none.
     - `get` returns up to `max_items` deliveries after the consumer's position, in put order
       (so in order per workspace), waiting at most `timeout` seconds; [] on timeout. Delivery is
       at least once: what is not acknowledged comes again after `nack` or a restart.
@@ -52,9 +58,11 @@ class Queue(Protocol):
 
     async def open(self) -> None: ...
 
-    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool: ...
+    async def put(
+        self, envelope: Envelope, *, idempotent: bool = False, fingerprint: str = UNKNOWN
+    ) -> bool: ...
 
-    async def seen(self, request_id: str) -> bool: ...
+    async def remembered(self, request_id: str) -> str | None: ...
 
     async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]: ...
 

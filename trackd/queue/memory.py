@@ -7,14 +7,14 @@ import time
 
 from trackd.errors import QueueUnavailable
 from trackd.models import Envelope
-from trackd.queue.base import Backlog, Delivery
+from trackd.queue.base import UNKNOWN, Backlog, Delivery
 
 
 class MemoryQueue:
     def __init__(self, dedupe_seconds: float = 86400.0) -> None:
         self._log: list[Delivery] = []
         self._seq = 0
-        self._dedupe: dict[str, float] = {}
+        self._dedupe: dict[str, tuple[float, str]] = {}  # request id: (when, fingerprint)
         self._dedupe_seconds = dedupe_seconds
         self._committed: dict[str, int] = {}
         self._cursor: dict[str, int] = {}
@@ -24,21 +24,25 @@ class MemoryQueue:
     async def open(self) -> None:
         self._closed = False
 
-    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool:
+    async def put(
+        self, envelope: Envelope, *, idempotent: bool = False, fingerprint: str = UNKNOWN
+    ) -> bool:
         if self._closed:
             raise QueueUnavailable("the queue is closed")
         if idempotent:
-            if await self.seen(envelope.request_id):
+            if await self.remembered(envelope.request_id) is not None:
                 return False
-            self._dedupe[envelope.request_id] = time.monotonic()
+            self._dedupe[envelope.request_id] = (time.monotonic(), fingerprint)
         self._seq += 1
         self._log.append(Delivery(self._seq, Envelope.decode(envelope.encode())))
         self._appended.set()
         return True
 
-    async def seen(self, request_id: str) -> bool:
-        stamp = self._dedupe.get(request_id)
-        return stamp is not None and time.monotonic() - stamp < self._dedupe_seconds
+    async def remembered(self, request_id: str) -> str | None:
+        entry = self._dedupe.get(request_id)
+        if entry is None or time.monotonic() - entry[0] >= self._dedupe_seconds:
+            return None
+        return entry[1]
 
     async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]:
         position = self._cursor.setdefault(consumer, self._committed.setdefault(consumer, 0))

@@ -11,7 +11,8 @@ pull consumer ``processor`` is created at open, so a stream never exists without
 - `put` publishes with ``Nats-Msg-Id`` = request id and returns only after JetStream's PubAck
   (the message is stored, on a quorum of replicas). A retried publish of the same id within the
   duplicate window is stored once; for an idempotent put that makes `put` return False.
-- `seen` reads a key-value bucket that remembers idempotent request ids for the window.
+- `remembered` reads a key-value bucket that remembers idempotent request ids (with their
+  fingerprints) for the window.
 - Workers share one durable pull consumer and ack after the store has committed; what is not
   acknowledged (a crash, `nack`) is redelivered. A `get` or `ack` cancelled by a stopping
   worker still completes its exchange with the server: what the fetch took is handed back
@@ -34,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from trackd.errors import ConfigError, MissingDriver, QueueUnavailable
 from trackd.models import Envelope
-from trackd.queue.base import PROCESSOR, Backlog, Delivery
+from trackd.queue.base import PROCESSOR, UNKNOWN, Backlog, Delivery
 
 try:
     import nats
@@ -50,6 +51,9 @@ ACK_WAIT_SECONDS = 30
 BACKLOG_SCAN = 2000
 PUBLISH_TIMEOUT = 5.0
 RECEIVED_HEADER = "Trackd-Received-At"
+#: The key-value entry of an idempotent put without a fingerprint (all of them, before
+#: fingerprints were kept): a KV value cannot be empty.
+LEGACY = "1"
 _FAILURES = (NatsError, OSError, TimeoutError, asyncio.TimeoutError)
 
 
@@ -127,7 +131,9 @@ class NatsQueue:
             )
         return self._subscriptions[consumer]
 
-    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool:
+    async def put(
+        self, envelope: Envelope, *, idempotent: bool = False, fingerprint: str = UNKNOWN
+    ) -> bool:
         if self._closed or self._nc is None or not self._nc.is_connected:
             raise QueueUnavailable("JetStream is not connected")
         headers = {
@@ -144,7 +150,7 @@ class NatsQueue:
                 headers=headers,
             )
             if idempotent and not ack.duplicate:
-                await self._kv.put(envelope.request_id, b"1")
+                await self._kv.put(envelope.request_id, (fingerprint or LEGACY).encode())
         except _FAILURES as exc:
             raise QueueUnavailable(f"JetStream did not acknowledge: {exc}") from exc
         finally:
@@ -153,14 +159,15 @@ class NatsQueue:
                 self._no_puts.set()
         return not (idempotent and ack.duplicate)
 
-    async def seen(self, request_id: str) -> bool:
+    async def remembered(self, request_id: str) -> str | None:
         try:
-            await self._kv.get(request_id)
+            entry = await self._kv.get(request_id)
         except KeyNotFoundError:
-            return False
+            return None
         except _FAILURES as exc:
             raise QueueUnavailable(str(exc)) from exc
-        return True
+        value = (entry.value or b"").decode()
+        return UNKNOWN if value == LEGACY else value
 
     async def get(self, consumer: str, max_items: int, timeout: float) -> list[Delivery]:
         try:

@@ -23,7 +23,7 @@ from typing import Any
 from trackd.embedded import connect
 from trackd.errors import QueueUnavailable
 from trackd.models import Envelope
-from trackd.queue.base import Backlog, Delivery
+from trackd.queue.base import UNKNOWN, Backlog, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS log (
 );
 CREATE TABLE IF NOT EXISTS dedupe (
     request_id TEXT PRIMARY KEY,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    fingerprint TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consumers (
     name TEXT PRIMARY KEY,
@@ -51,7 +52,8 @@ POLL_SECONDS = 0.02  # how often a consumer looks for other processes' appends
 RECLAIM_EVERY = 64  # acks between deletes of consumed rows
 MAX_BATCH = 4096
 
-_Item = tuple[str, str, int, int, bytes, bool]  # id, workspace, events, received, body, idem
+#: id, workspace, events, received, body, idempotent, fingerprint
+_Item = tuple[str, str, int, int, bytes, bool, str]
 
 
 class SQLiteQueue:
@@ -87,11 +89,16 @@ class SQLiteQueue:
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self._path, "FULL")
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(dedupe)")}
+        if "fingerprint" not in columns:  # a queue made before fingerprints were kept
+            conn.execute("ALTER TABLE dedupe ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
         return conn
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def put(self, envelope: Envelope, *, idempotent: bool = False) -> bool:
+    async def put(
+        self, envelope: Envelope, *, idempotent: bool = False, fingerprint: str = UNKNOWN
+    ) -> bool:
         if self._closing or self._writer_task is None:
             raise QueueUnavailable("the queue is closed")
         if self._waiting() >= self._max_pending:
@@ -103,6 +110,7 @@ class SQLiteQueue:
             envelope.received_at,
             envelope.encode(),
             idempotent,
+            fingerprint,
         )
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
@@ -158,12 +166,13 @@ class SQLiteQueue:
         now = time.time()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for request_id, workspace, events, received_at, body, idempotent in items:
+            for request_id, workspace, events, received_at, body, idempotent, print_ in items:
                 if idempotent:  # a request_id whose window has passed is taken again
                     cur = conn.execute(
-                        "INSERT INTO dedupe VALUES (?, ?) ON CONFLICT(request_id) DO UPDATE "
-                        "SET created = excluded.created WHERE created <= ?",
-                        (request_id, now, now - self._dedupe_seconds),
+                        "INSERT INTO dedupe VALUES (?, ?, ?) ON CONFLICT(request_id) DO UPDATE "
+                        "SET created = excluded.created, fingerprint = excluded.fingerprint "
+                        "WHERE created <= ?",
+                        (request_id, now, print_, now - self._dedupe_seconds),
                     )
                     if cur.rowcount == 0:
                         results.append(False)
@@ -185,12 +194,13 @@ class SQLiteQueue:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def seen(self, request_id: str) -> bool:
+    async def remembered(self, request_id: str) -> str | None:
         cutoff = time.time() - self._dedupe_seconds
-        row = await self._read(
-            "SELECT 1 FROM dedupe WHERE request_id = ? AND created > ?", (request_id, cutoff)
+        rows = await self._read(
+            "SELECT fingerprint FROM dedupe WHERE request_id = ? AND created > ?",
+            (request_id, cutoff),
         )
-        return bool(row)
+        return str(rows[0][0]) if rows else None
 
     async def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         def run() -> list[tuple[Any, ...]]:

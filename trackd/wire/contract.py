@@ -276,3 +276,13 @@ def no_such_workspace() -> ContractError:
 
 def no_such_user() -> ContractError:
     return ContractError(404, "NotFound", "No such user", "customer_id")
+
+
+def idempotency_key_reused() -> ContractError:  # the IETF Idempotency-Key draft, §2.7
+    return ContractError(
+        422,
+        "IdempotencyKeyReused",
+        "This Idempotency-Key was already used for a different request (another body or "
+        "endpoint); use a new key for a new request.",
+        "Idempotency-Key",
+    )
