@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
 from trackd.edge.registry import WorkspaceRegistry
@@ -28,6 +28,7 @@ PREFIX = "/api/workspaces/"
 MAX_LIMIT = 1000
 MAX_SEQ = 2**63 - 1  # event sequence numbers are signed 64-bit integers in every store
 ALLOW_READ = (b"allow", b"GET, HEAD")
+_RAW_PREFIX = PREFIX.encode()
 
 
 class ReadAPI:
@@ -60,7 +61,7 @@ class ReadAPI:
         await send_json(send, status, encode(body), headers)
 
     async def _route(self, scope: Scope) -> tuple[int, Any]:
-        parts = scope["path"][len(PREFIX) :].split("/")
+        parts = path_segments(scope)
         if scope["method"] not in ("GET", "HEAD"):
             raise contract.method_not_allowed()
         workspace = self._authorise(scope, parts[0])
@@ -103,6 +104,17 @@ class ReadAPI:
         if workspace is None:
             raise contract.no_such_workspace()
         return workspace
+
+
+def path_segments(scope: Scope) -> list[str]:
+    """The segments after `PREFIX`, each percent-decoded on its own, so that an id holding
+    `/` or any other character reads back as `%2F`… (the server's `path` decodes `%2F`
+    before it can be split). Invalid UTF-8 decodes to U+FFFD, matching no stored id."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None or not raw.startswith(_RAW_PREFIX):  # none, or the prefix itself encoded
+        return str(scope["path"])[len(PREFIX) :].split("/")
+    text = raw.decode("latin-1")[len(PREFIX) :]
+    return [unquote(segment, errors="replace") for segment in text.split("/")]
 
 
 def _time(query: dict[str, str], name: str) -> int | None:
