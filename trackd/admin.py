@@ -49,6 +49,11 @@ async def create_workspace(
         raise ConfigError("a workspace id is 1-64 letters, digits, '_' or '-'")
     if workspace_id.lower() in ROUTE_WORDS:
         raise ConfigError(f"{workspace_id!r} is a Data API route word, not a workspace id")
+    # `demo` beside `DEMO` would be two workspaces a person cannot tell apart.
+    folded = workspace_id.casefold()
+    for existing in await store.list():
+        if existing.id != workspace_id and existing.id.casefold() == folded:
+            raise ConfigError(f"workspace {existing.id!r} already exists (ids differ only in case)")
     if rate_limit is not None and rate_limit < 1:
         raise ConfigError("--rate-limit must be at least 1 event per minute")
     key = new_key()

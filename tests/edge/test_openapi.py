@@ -10,7 +10,8 @@ from tests.conftest import SEED_BODY, Harness
 
 pytestmark = pytest.mark.anyio
 
-CONTRACT_STATUSES = {"200", "400", "401", "403", "409", "413", "415", "429", "500", "503"}
+#: The check table's statuses, and the 422 of an Idempotency-Key used for another request.
+CONTRACT_STATUSES = {"200", "400", "401", "403", "409", "413", "415", "422", "429", "500", "503"}
 
 
 def _schema(document: dict[str, Any], name: str) -> dict[str, Any]:
@@ -50,3 +51,19 @@ async def test_real_responses_match_their_documented_schemas(harness: Harness) -
     jsonschema.validate(rejected.json(), _schema(document, "Failure"))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"status": "fail"}, _schema(document, "Failure"))
+
+
+async def test_the_events_limit_is_documented_with_the_bounds_it_enforces(
+    harness: Harness,
+) -> None:
+    document = (await harness.client.get("/openapi.json")).json()
+    parameters = document["paths"]["/api/workspaces/{workspace_id}/events"]["get"]["parameters"]
+    [limit] = [p for p in parameters if p["name"] == "limit"]
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+    for value, status in (("0", 400), ("1", 200), ("1000", 200), ("1001", 400)):
+        response = await harness.client.get(
+            "/api/workspaces/WS1/events",
+            params={"limit": value},
+            headers={"Authorization": "Bearer tok"},
+        )
+        assert response.status_code == status, value

@@ -15,7 +15,6 @@ from tests.edge.answers import failure, success
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.edge.v1 import V1_ROUTES, Bucket, Router, V1Route, WorkspaceFrom
-from trackd.errors import ConfigError
 from trackd.limiter.memory import MemoryLimiter
 from trackd.models import Kind
 from trackd.queue.memory import MemoryQueue
@@ -85,12 +84,6 @@ async def test_customer_merge_is_not_track_user_for_a_workspace_named_merge(
     assert response.status_code == 404
     assert response.json() == failure(response, "No such endpoint", "NotFound")
     assert await harness.queued() == []
-
-
-@pytest.mark.parametrize("word", ["merge", "delete", "export", "MERGE"])
-async def test_a_route_word_cannot_be_a_workspace_id(harness: Harness, word: str) -> None:
-    with pytest.raises(ConfigError, match="is a Data API route word, not a workspace id"):
-        await admin.create_workspace(harness.store, workspace_id=word)
 
 
 async def test_track_user_updates_are_not_counted_as_accepted_events(harness: Harness) -> None:

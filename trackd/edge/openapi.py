@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 from trackd import __version__
+from trackd.edge.read import MAX_LIMIT
 from trackd.wire.times import MAX_MS, MAX_OFFSET
 
 # What the checks accept (track-event.md rows 20-25), so that a generated valid request is one.
@@ -192,6 +193,7 @@ _FAILURES: dict[str, str] = {
     "409": "Rows 6, 9: path and credentials disagree, or the workspace has no key",
     "413": "Row 1: the body (declared, read or inflated) is over 131072 bytes",
     "415": "Row 13: not application/json, or an encoding other than gzip/identity",
+    "422": "trackd: the Idempotency-Key was used before for another body or endpoint",
     "429": "Row 26: the workspace's event rate limit would be exceeded",
     "500": "Row 28: an unexpected failure; nothing was kept",
     "503": "Row 27: the durable queue cannot take the request; retry after Retry-After",
@@ -264,7 +266,11 @@ _EVENT_FILTERS = [
     _query("action", "only events of this name"),
     _query("since", "event time at or after (epoch or ISO 8601)"),
     _query("until", "event time before (epoch or ISO 8601)"),
-    _query("limit", "events per page, 1-1000 (default 100)", {"type": "integer"}),
+    _query(
+        "limit",
+        "events per page, 1-1000 (default 100)",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+    ),
     _query("cursor", "the previous page's next_cursor", {"type": "string", "pattern": "^[0-9]+$"}),
 ]
 
