@@ -482,6 +482,7 @@ async def test_metrics_show_responses_events_warnings_and_lag(harness: Harness) 
         ("trackd_requests_total", (("status", "200"),)): 2.0,
         ("trackd_requests_total", (("status", "401"),)): 1.0,
         ("trackd_requests_shed_total", ()): 0.0,
+        ("trackd_idempotency_conflicts_total", ()): 0.0,
         ("trackd_events_accepted_total", ()): 3.0,
         ("trackd_edge_warnings_total", (("reason", "reserved_prefix"),)): 2.0,
         ("trackd_events_processed_total", (("workspace", "WS1"),)): 2.0,

@@ -64,7 +64,7 @@ class ReadAPI:
         parts = path_segments(scope)
         if scope["method"] not in ("GET", "HEAD"):
             raise contract.method_not_allowed()
-        workspace = self._authorise(scope, parts[0])
+        workspace = await self._authorised(scope, parts[0])
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         match parts[1:]:
             case ["users", customer_id] if customer_id:
@@ -85,6 +85,17 @@ class ReadAPI:
             case ["stats"]:
                 return 200, await self.stats(workspace.id)
         raise contract.not_found_route()
+
+    async def _authorised(self, scope: Scope, workspace_id: str) -> Workspace:
+        """As `_authorise`; what the cache refuses is checked again after a `refresh`, so a
+        workspace or key the CLI just made reads at once (read-your-writes)."""
+        try:
+            return self._authorise(scope, workspace_id)
+        except ContractError as exc:
+            if exc.status not in (401, 403, 404, 409):
+                raise
+            await self.registry.refresh()
+            return self._authorise(scope, workspace_id)
 
     def _authorise(self, scope: Scope, workspace_id: str) -> Workspace:
         header = header_map(scope).get(b"authorization")

@@ -142,9 +142,9 @@ class TrackEndpoint:
     async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
         received_ms = int(time.time() * 1000)
         await self._read(request, receive)  # row 1
-        workspace = self._authenticate(request)  # rows 2-11
+        workspace = await self._authenticate(request)  # rows 2-11
         self._check_headers(request)  # rows 12-13
-        validated = self._validated(request, workspace, received_ms)  # rows 14-25
+        workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
         limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN
@@ -266,7 +266,15 @@ class TrackEndpoint:
             request.inflate_failed = True
         return inflated
 
-    def _authenticate(self, request: Request) -> Workspace:
+    async def _authenticate(self, request: Request) -> Workspace:
+        username, password = self._credentials(request)  # rows 2-7
+        try:
+            return self._workspace(username, password)  # rows 8-11, by the cache
+        except ContractError:  # the cache may not know yet what the CLI just granted
+            await self.registry.refresh()
+            return self._workspace(username, password)
+
+    def _credentials(self, request: Request) -> tuple[str, str]:
         username, password = parse_basic(request.headers.get(b"authorization"))  # rows 2-5
         app_id = request.param("app_id")
         if not request.workspace_id and self.route.workspace_from is WorkspaceFrom.QUERY:
@@ -276,6 +284,9 @@ class TrackEndpoint:
         moe_appkey = request.headers.get(b"moe-appkey")
         if moe_appkey is not None and moe_appkey.decode("latin-1").strip() != username:
             raise contract.moe_appkey_mismatch()  # row 7
+        return username, password
+
+    def _workspace(self, username: str, password: str) -> Workspace:
         workspace = self.registry.get(username)
         if workspace is None:
             raise contract.unknown_workspace()  # row 8
@@ -293,6 +304,20 @@ class TrackEndpoint:
         encoding = request.headers.get(b"content-encoding", b"").strip().lower()
         if media_type != b"application/json" or encoding not in IDENTITY_ENCODINGS | GZIP_ENCODINGS:
             raise contract.unsupported_media_type()  # row 13
+
+    async def _checked(
+        self, request: Request, workspace: Workspace, received_ms: int
+    ) -> tuple[Workspace, Validated]:
+        """Rows 14-25; a project code the cache does not know is looked for in the store once
+        before it is refused (a `trackd project create` that just returned)."""
+        try:
+            return workspace, self._validated(request, workspace, received_ms)
+        except ContractError as exc:
+            if exc.attribute != "project_code":
+                raise
+            await self.registry.refresh()
+            workspace = self.registry.get(workspace.id) or workspace
+            return workspace, self._validated(request, workspace, received_ms)
 
     def _validated(self, request: Request, workspace: Workspace, received_ms: int) -> Validated:
         """Rows 14-25: the route's typed fast path for a plain body, else the generic one."""
