@@ -8,13 +8,16 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from trackd import admin
 from trackd.errors import ConfigError, NotFound, TrackdError
 from trackd.models import Workspace
-from trackd.settings import Settings
+from trackd.settings import LogLevel, Settings
 from trackd.store import WorkspaceStore, open_workspace_store
+
+#: Settings' flags are strings here: `Settings.load` converts and checks them with the env vars.
+_LOG_LEVELS = "{" + ",".join(get_args(LogLevel)) + "}"
 
 
 def _backend_flags(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP edge (and, embedded, the processor)")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="HTTP worker processes (default 1)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--port", help="TCP port, 0 for any free one (default 8080)")
+    serve.add_argument("--workers", help="HTTP worker processes (default 1)")
+    serve.add_argument("--log-level", metavar=_LOG_LEVELS)
     _backend_flags(serve)
 
     workspace = commands.add_parser("workspace", help="create and manage workspaces")
@@ -64,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         _backend_flags(sub)
 
     worker = commands.add_parser("worker", help="run the processor alone (scale-out)")
-    worker.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    worker.add_argument("--log-level", metavar=_LOG_LEVELS)
     _backend_flags(worker)
 
     events = commands.add_parser("events", help="read processed events")
@@ -104,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.load(vars(args))
+    try:
+        settings = Settings.load(vars(args))
+    except ConfigError as exc:  # one line, as argparse words its own errors
+        print(f"trackd: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
