@@ -234,7 +234,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events(args: argparse.Namespace, settings: Settings) -> int:
-    from trackd.commands import export_events
+    from trackd.cli.commands import export_events
 
     return asyncio.run(
         export_events(settings, args.workspace, args.format, args.out, args.since, args.until)
@@ -242,13 +242,13 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
-    from trackd.commands import tail
+    from trackd.cli.commands import tail
 
     return asyncio.run(tail(settings, args.workspace))
 
 
 def _send(args: argparse.Namespace, settings: Settings) -> int:
-    from trackd.commands import send_file
+    from trackd.cli.commands import send_file
 
     return asyncio.run(send_file(args.file, args.url, args.workspace, args.key, args.concurrency))
 
