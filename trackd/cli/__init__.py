@@ -1,21 +1,24 @@
-"""The `trackd` command line: thin; it builds Settings once and calls into the package."""
+"""The `trackd` command line: thin; it builds Settings once and calls into the package.
+
+Everything on the command line's side lives in this package: the parser and `main` (here),
+`workspaces` (the workspace, key and project actions), `commands` (export, tail and send),
+`export` (events streamed out of a store) and `sender` (an NDJSON file posted to a server).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, get_args
+from collections.abc import Callable, Sequence
+from typing import get_args
 
-from trackd import admin
+from trackd.cli import workspaces
 from trackd.errors import ConfigError, NotFound, TrackdError
-from trackd.models import Workspace
 from trackd.settings import LogLevel, Settings
-from trackd.store import WorkspaceStore, open_workspace_store
 
+_SUMMARY = (__doc__ or "").partition("\n")[0]
 #: Settings' flags are strings here: `Settings.load` converts and checks them with the env vars.
 _LOG_LEVELS = "{" + ",".join(get_args(LogLevel)) + "}"
 
@@ -28,7 +31,7 @@ def _backend_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trackd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="trackd", description=_SUMMARY)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP edge (and, embedded, the processor)")
@@ -121,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in _RUNNERS:
             return _RUNNERS[args.command](args, settings)
-        return asyncio.run(_admin(args, settings))
+        return asyncio.run(workspaces.run(args, settings))
     except KeyboardInterrupt:
         return 130
     except NotFound as exc:
@@ -130,95 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, TrackdError) as exc:
         print(f"trackd: {exc}", file=sys.stderr)
         return 2
-
-
-def _describe(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "workspace_id": workspace.id,
-        "name": workspace.name,
-        "suspended": workspace.suspended,
-        "has_key": workspace.key_hash is not None,
-        "rate_limit": workspace.rate_limit,
-        "portfolio": workspace.portfolio,
-        "projects": list(workspace.projects),
-        "strict": workspace.strict,
-        "identity_resolution": list(workspace.identity_resolution),
-    }
-
-
-def _print(args: argparse.Namespace, data: dict[str, Any] | list[dict[str, Any]]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data))
-        return
-    rows = data if isinstance(data, list) else [data]
-    for row in rows:
-        print("  ".join(f"{k}={v}" for k, v in row.items()))
-
-
-async def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_workspace_store(settings.store_url())
-    await store.open()
-    try:
-        handler = _HANDLERS[(args.command, args.action)]
-        _print(args, await handler(store, args))
-    finally:
-        await store.aclose()
-    return 0
-
-
-async def _create(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    identifiers = tuple(s.strip() for s in (args.identity_resolution or "").split(",") if s.strip())
-    workspace, key = await admin.create_workspace(
-        store,
-        workspace_id=args.workspace_id,
-        name=args.name,
-        rate_limit=args.rate_limit,
-        identity_resolution=identifiers,
-        portfolio=args.portfolio,
-        strict=args.strict,
-    )
-    return {"workspace_id": workspace.id, "api_key": key}
-
-
-async def _list(store: WorkspaceStore, args: argparse.Namespace) -> list[dict[str, Any]]:
-    return [_describe(w) for w in await store.list()]
-
-
-async def _show(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.require(store, args.workspace))
-
-
-async def _suspend(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.set_suspended(store, args.workspace, True))
-
-
-async def _resume(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.set_suspended(store, args.workspace, False))
-
-
-async def _regenerate(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    key = await admin.regenerate_key(store, args.workspace)
-    return {"workspace_id": args.workspace, "api_key": key}
-
-
-async def _revoke(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.revoke_key(store, args.workspace))
-
-
-async def _project(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.add_project(store, args.workspace, args.code))
-
-
-_HANDLERS: dict[tuple[str, str], Callable[[WorkspaceStore, argparse.Namespace], Awaitable[Any]]] = {
-    ("workspace", "create"): _create,
-    ("workspace", "list"): _list,
-    ("workspace", "show"): _show,
-    ("workspace", "suspend"): _suspend,
-    ("workspace", "resume"): _resume,
-    ("key", "regenerate"): _regenerate,
-    ("key", "revoke"): _revoke,
-    ("project", "create"): _project,
-}
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
