@@ -1,20 +1,26 @@
-"""The `trackd` command line: thin; it builds Settings once and calls into the package."""
+"""The `trackd` command line: thin; it builds Settings once and calls into the package.
+
+Everything on the command line's side lives in this package: the parser and `main` (here),
+`workspaces` (the workspace, key and project actions), `commands` (export, tail and send),
+`export` (events streamed out of a store) and `sender` (an NDJSON file posted to a server).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import get_args
 
-from trackd import admin
+from trackd.cli import workspaces
 from trackd.errors import ConfigError, NotFound, TrackdError
-from trackd.models import Workspace
-from trackd.settings import Settings
-from trackd.store import WorkspaceStore, open_workspace_store
+from trackd.settings import LogLevel, Settings
+
+_SUMMARY = (__doc__ or "").partition("\n")[0]
+#: Settings' flags are strings here: `Settings.load` converts and checks them with the env vars.
+_LOG_LEVELS = "{" + ",".join(get_args(LogLevel)) + "}"
 
 
 def _backend_flags(parser: argparse.ArgumentParser) -> None:
@@ -25,14 +31,14 @@ def _backend_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trackd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="trackd", description=_SUMMARY)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP edge (and, embedded, the processor)")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="HTTP worker processes (default 1)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--port", help="TCP port, 0 for any free one (default 8080)")
+    serve.add_argument("--workers", help="HTTP worker processes (default 1)")
+    serve.add_argument("--log-level", metavar=_LOG_LEVELS)
     _backend_flags(serve)
 
     workspace = commands.add_parser("workspace", help="create and manage workspaces")
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         _backend_flags(sub)
 
     worker = commands.add_parser("worker", help="run the processor alone (scale-out)")
-    worker.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    worker.add_argument("--log-level", metavar=_LOG_LEVELS)
     _backend_flags(worker)
 
     events = commands.add_parser("events", help="read processed events")
@@ -104,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.load(vars(args))
+    try:
+        settings = Settings.load(vars(args))
+    except ConfigError as exc:  # one line, as argparse words its own errors
+        print(f"trackd: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -114,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in _RUNNERS:
             return _RUNNERS[args.command](args, settings)
-        return asyncio.run(_admin(args, settings))
+        return asyncio.run(workspaces.run(args, settings))
     except KeyboardInterrupt:
         return 130
     except NotFound as exc:
@@ -123,95 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, TrackdError) as exc:
         print(f"trackd: {exc}", file=sys.stderr)
         return 2
-
-
-def _describe(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "workspace_id": workspace.id,
-        "name": workspace.name,
-        "suspended": workspace.suspended,
-        "has_key": workspace.key_hash is not None,
-        "rate_limit": workspace.rate_limit,
-        "portfolio": workspace.portfolio,
-        "projects": list(workspace.projects),
-        "strict": workspace.strict,
-        "identity_resolution": list(workspace.identity_resolution),
-    }
-
-
-def _print(args: argparse.Namespace, data: dict[str, Any] | list[dict[str, Any]]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data))
-        return
-    rows = data if isinstance(data, list) else [data]
-    for row in rows:
-        print("  ".join(f"{k}={v}" for k, v in row.items()))
-
-
-async def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_workspace_store(settings.store_url())
-    await store.open()
-    try:
-        handler = _HANDLERS[(args.command, args.action)]
-        _print(args, await handler(store, args))
-    finally:
-        await store.aclose()
-    return 0
-
-
-async def _create(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    identifiers = tuple(s.strip() for s in (args.identity_resolution or "").split(",") if s.strip())
-    workspace, key = await admin.create_workspace(
-        store,
-        workspace_id=args.workspace_id,
-        name=args.name,
-        rate_limit=args.rate_limit,
-        identity_resolution=identifiers,
-        portfolio=args.portfolio,
-        strict=args.strict,
-    )
-    return {"workspace_id": workspace.id, "api_key": key}
-
-
-async def _list(store: WorkspaceStore, args: argparse.Namespace) -> list[dict[str, Any]]:
-    return [_describe(w) for w in await store.list()]
-
-
-async def _show(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.require(store, args.workspace))
-
-
-async def _suspend(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.set_suspended(store, args.workspace, True))
-
-
-async def _resume(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.set_suspended(store, args.workspace, False))
-
-
-async def _regenerate(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    key = await admin.regenerate_key(store, args.workspace)
-    return {"workspace_id": args.workspace, "api_key": key}
-
-
-async def _revoke(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.revoke_key(store, args.workspace))
-
-
-async def _project(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
-    return _describe(await admin.add_project(store, args.workspace, args.code))
-
-
-_HANDLERS: dict[tuple[str, str], Callable[[WorkspaceStore, argparse.Namespace], Awaitable[Any]]] = {
-    ("workspace", "create"): _create,
-    ("workspace", "list"): _list,
-    ("workspace", "show"): _show,
-    ("workspace", "suspend"): _suspend,
-    ("workspace", "resume"): _resume,
-    ("key", "regenerate"): _regenerate,
-    ("key", "revoke"): _revoke,
-    ("project", "create"): _project,
-}
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -227,7 +148,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events(args: argparse.Namespace, settings: Settings) -> int:
-    from trackd.commands import export_events
+    from trackd.cli.commands import export_events
 
     return asyncio.run(
         export_events(settings, args.workspace, args.format, args.out, args.since, args.until)
@@ -235,13 +156,13 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
-    from trackd.commands import tail
+    from trackd.cli.commands import tail
 
     return asyncio.run(tail(settings, args.workspace))
 
 
 def _send(args: argparse.Namespace, settings: Settings) -> int:
-    from trackd.commands import send_file
+    from trackd.cli.commands import send_file
 
     return asyncio.run(send_file(args.file, args.url, args.workspace, args.key, args.concurrency))
 

@@ -1,4 +1,4 @@
-"""The CLI's longer-running commands: export, tail and send (argument parsing stays in cli.py)."""
+"""The CLI's longer-running commands: export, tail and send (the parser is `trackd.cli`'s)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import IO
 import msgspec
 
 from trackd import admin
+from trackd.cli.export import export, follow
+from trackd.cli.sender import SendReport, send
 from trackd.errors import ConfigError
-from trackd.export import export, follow
-from trackd.sender import SendReport, send
 from trackd.settings import Settings
 from trackd.store import open_event_store, open_workspace_store
 from trackd.wire.times import parse_time
