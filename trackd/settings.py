@@ -125,6 +125,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 source, raw = f"{env_name(name)}={text!r}", text
             else:
                 continue
+            if name == "log_level" and isinstance(raw, str):
+                raw = raw.lower()  # INFO as well as info, as logging itself takes them
             try:
                 values[name] = msgspec.convert(raw, field, strict=False)
             except msgspec.ValidationError:

@@ -11,12 +11,11 @@ from typing import IO
 
 import msgspec
 
-from trackd import admin
+from trackd import admin, services
 from trackd.cli.export import export, follow
 from trackd.cli.sender import SendReport, send
 from trackd.errors import ConfigError
 from trackd.settings import Settings
-from trackd.store import open_event_store, open_workspace_store
 from trackd.wire.times import parse_time
 
 
@@ -30,7 +29,7 @@ def _time(value: str | None, name: str) -> int | None:
 
 
 async def _check_workspace(settings: Settings, workspace_id: str) -> None:
-    store = open_workspace_store(settings.store_url())
+    store = services.workspace_store(settings)
     await store.open()
     try:
         await admin.require(store, workspace_id)
@@ -47,7 +46,7 @@ async def export_events(
     until: str | None,
 ) -> int:
     await _check_workspace(settings, workspace_id)
-    store = open_event_store(settings.store_url())
+    store = services.event_store(settings)
     await store.open()
     try:
         with contextlib.ExitStack() as stack:
@@ -65,7 +64,7 @@ async def export_events(
 
 async def tail(settings: Settings, workspace_id: str) -> int:
     await _check_workspace(settings, workspace_id)
-    store = open_event_store(settings.store_url())
+    store = services.event_store(settings)
     await store.open()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

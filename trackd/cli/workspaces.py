@@ -8,10 +8,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from trackd import admin
+from trackd import admin, services
 from trackd.models import Workspace
 from trackd.settings import Settings
-from trackd.store import WorkspaceStore, open_workspace_store
+from trackd.store import WorkspaceStore
 
 
 def _describe(workspace: Workspace) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def _print(args: argparse.Namespace, data: dict[str, Any] | list[dict[str, Any]]
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the `workspace`, `key` or `project` action `args` names; print what it returns."""
-    store = open_workspace_store(settings.store_url())
+    store = services.workspace_store(settings)
     await store.open()
     try:
         handler = _HANDLERS[(args.command, args.action)]
