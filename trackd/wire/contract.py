@@ -237,6 +237,21 @@ def strict_violation(attribute: str, reason: str) -> ContractError:
     )
 
 
+def invalid_http() -> ContractError:
+    """A request the HTTP parser cannot read (uvicorn's wording)."""
+    return ContractError(400, "Bad Request", "Invalid HTTP request received.")
+
+
+def url_too_long() -> ContractError:
+    return ContractError(414, "URI Too Long", "The request URL is too long")
+
+
+def head_too_large() -> ContractError:
+    return ContractError(
+        431, "Request Header Fields Too Large", "The request headers are too many or too large"
+    )
+
+
 def not_found_route() -> ContractError:
     return ContractError(404, "NotFound", "No such endpoint")
 
