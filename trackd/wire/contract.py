@@ -216,6 +216,7 @@ STRICT_TYPE = "StrictModeViolation"
 REASONS = {
     "reserved_prefix": "uses the reserved prefix moe_",
     "name_truncated": "is longer than 200 characters",
+    "name_collision": "is the same as an earlier attribute name once cut to 200 characters",
     "value_truncated": "has a value longer than 512 characters",
     "url_too_long": "has a URL value longer than 512 characters",
     "too_many_attributes": "is beyond the first 100 attributes of the event",
