@@ -273,12 +273,11 @@ class TrackdHttpProtocol(HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         error, self._last_word = self._last_word, None
+        if error is not None:
+            self.transport.write(self._refusal_bytes(error))
         if error is None or not self.transport.can_write_eof():
-            if error is not None:
-                self.transport.write(self._refusal_bytes(error))
             self._close()
             return
-        self.transport.write(self._refusal_bytes(error))
         self.transport.write_eof()
         self._lingering = True
         self.flow.resume_reading()  # read (and discard) until the client closes
