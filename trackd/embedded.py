@@ -1,25 +1,78 @@
-"""SQLite connections for the embedded backends (queue, store, limiter) in the data dir."""
+"""SQLite connections for the embedded backends (queue, store, limiter) in the data dir.
+
+The data dir holds every event, user and key hash: it is trackd's alone. The folder of each
+embedded SQLite file is made `0700` (created so, or tightened when found wider) and the files
+`0600`, whatever the umask: a database file is created `0600` before SQLite opens it, and
+SQLite gives its `-wal` and `-shm` files the database file's mode; files left wider by an older
+trackd are tightened at each open. The one folder never tightened is the working directory (a
+relative ``sqlite:///name.db`` puts a file there: the folder is the user's, the file still
+`0600`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_SECONDS = 30
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+#: The files SQLite keeps beside a WAL-mode database.
+SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A WAL-mode connection usable from the one thread that owns it; autocommit mode, so every
     transaction is an explicit ``BEGIN``."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    on_disk = str(path) != ":memory:"
+    if on_disk:
+        private_dir(Path(path).parent)
+        private_file(Path(path))
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
     )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
+    if on_disk:
+        for suffix in SIDE_FILES:
+            with contextlib.suppress(FileNotFoundError):  # SQLite removes them as it likes
+                _tighten(Path(f"{path}{suffix}"), FILE_MODE)
     return conn
+
+
+def private_dir(path: Path) -> None:
+    """`path` exists and only its owner may enter it (but the working directory is left as
+    it is)."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if path.resolve() != Path.cwd().resolve():
+        _tighten(path, DIR_MODE)
+
+
+def private_file(path: Path) -> None:
+    """`path` exists and only its owner may read or write it.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, SQLite's included (its connections would lose their locks)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        _tighten(path, FILE_MODE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    if stat.S_IMODE(path.stat().st_mode) == mode:
+        return
+    try:
+        os.chmod(path, mode)
+    except PermissionError:  # not ours: say so, and keep going with what the owner chose
+        log.warning("cannot make %s mode %o: it belongs to another user", path, mode)
 
 
 def sqlite_path(rest: str) -> str:
@@ -42,8 +95,9 @@ class FileLease:
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(self._path.parent)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        _tighten(self._path, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -59,6 +59,7 @@ TABLE = {
 STRICT_REASONS = {
     "reserved_prefix": "uses the reserved prefix moe_",
     "name_truncated": "is longer than 200 characters",
+    "name_collision": "is the same as an earlier attribute name once cut to 200 characters",
     "value_truncated": "has a value longer than 512 characters",
     "url_too_long": "has a URL value longer than 512 characters",
     "too_many_attributes": "is beyond the first 100 attributes of the event",
@@ -150,6 +151,30 @@ def test_strict_mode_rejects_the_first_warning_naming_its_field() -> None:
         "StrictModeViolation",
         "moe_x uses the reserved prefix moe_ (strict mode: reserved_prefix)",
         "moe_x",
+    )
+
+
+def test_attribute_names_colliding_after_the_cut_keep_the_first_value_and_say_so() -> None:
+    exact, long = "n" * 200, "n" * 230
+    result = validate_event(
+        event({"action": "A", "attributes": {exact: 1, long: 2}}), PLAIN, None, RECEIVED
+    )
+    assert [a.attributes for a in result.actions] == [{exact: 1}]
+    assert result.warnings == [
+        Warning(0, "name_collision", f"{long} (collides with {exact})"),
+    ]
+
+
+def test_strict_mode_rejects_a_name_collision_naming_both_names() -> None:
+    exact, long = "n" * 200, "n" * 230
+    payload = event({"action": "A", "attributes": {exact: 1, long: 2}})
+    attribute = f"{long} (collides with {exact})"
+    assert rejection(payload, STRICT) == (
+        400,
+        "StrictModeViolation",
+        f"{attribute} is the same as an earlier attribute name once cut to 200 characters"
+        " (strict mode: name_collision)",
+        attribute,
     )
 
 

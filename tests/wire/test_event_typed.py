@@ -97,6 +97,8 @@ def test_bodies_off_the_plain_shape_take_the_generic_path(change: dict[str, Any]
         {"a": "x" * 513},  # value_truncated
         {"moe_a": 1},  # reserved_prefix: the fast path keeps this decision too
         {"n" * 201: 1},  # name_truncated
+        {"n" * 200: 1, "n" * 201: 2},  # name_collision (the first keeps its value)
+        {"n" * 201: 1, "n" * 200: 2},  # name_collision, the cut name first
         {f"k{i}": i for i in range(101)},  # too_many_attributes
     ],
 )
@@ -134,10 +136,13 @@ attribute_values = st.one_of(
     st.lists(st.text(max_size=3), min_size=49, max_size=52),
     st.dictionaries(st.text(max_size=3), scalars, max_size=2),
 )
+#: Names equal once cut to 200 characters: only the generic path may see them.
+colliding = st.sampled_from(["c" * 200, "c" * 201, "c" * 200 + "x", "c" * 199])
 names = st.one_of(
     st.text(max_size=6),
     st.sampled_from(["moe_x", "MOE_y", "Moe_", "moex", "İmoe_"]),
     st.text(min_size=199, max_size=201),
+    colliding,
 )
 times = st.one_of(
     st.none(),
@@ -220,6 +225,7 @@ plain_actions = st.fixed_dictionaries(
                 st.text(max_size=6),
                 st.sampled_from(["moe_x", "Moe_y"]),
                 st.text(min_size=200, max_size=201),
+                colliding,
             ),
             plain_values,
             max_size=6,
@@ -273,3 +279,5 @@ def test_the_fast_path_agrees_with_the_generic_path(
     fast = typed(raw, workspace, project)
     if fast is not None:
         assert fast == generic(raw, workspace, project)
+        if isinstance(fast, Validated):  # a cut attribute name is the generic path's
+            assert all(w.reason != "name_collision" for w in fast.warnings)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trackd.wire.values import clean_attributes, infer_type
+from trackd.wire.values import clean_attributes, collision, infer_type
 
 REASONS = {
     "reserved_prefix",
@@ -20,6 +20,7 @@ REASONS = {
     "array_truncated",
     "mixed_array",
     "object_flattened",
+    "name_collision",
 }
 FULL_WIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
 #: Reasons for which the whole attribute is gone from the kept attributes.
@@ -61,6 +62,76 @@ def test_names_that_only_resemble_the_prefix_are_kept(name: str) -> None:
 def test_long_attribute_names_are_cut_to_200_characters() -> None:
     name = "n" * 199 + "XYZ"
     assert clean_attributes({name: 1}) == ({name[:200]: 1}, [(name[:200], "name_truncated")])
+
+
+def test_a_long_name_cut_to_an_earlier_name_is_dropped_naming_both() -> None:
+    exact, long = "n" * 200, "n" * 250
+    assert clean_attributes({exact: 1, long: 2, "b": 3}) == (
+        {exact: 1, "b": 3},
+        [(f"{long} (collides with {exact})", "name_collision")],
+    )
+
+
+def test_a_name_equal_to_an_earlier_cut_name_is_dropped_naming_both() -> None:
+    long, exact = "n" * 250, "n" * 200
+    assert clean_attributes({long: 1, exact: 2}) == (
+        {exact: 1},
+        [(exact, "name_truncated"), (f"{exact} (collides with {long})", "name_collision")],
+    )
+
+
+def test_of_long_names_with_the_same_first_200_characters_the_first_keeps_its_value() -> None:
+    first, second, third = ("n" * 200 + tail for tail in ("-first", "-second", "-third"))
+    kept, problems = clean_attributes({first: 1, second: 2, third: 3})
+    assert kept == {"n" * 200: 1}
+    assert problems == [
+        ("n" * 200, "name_truncated"),
+        (f"{second} (collides with {first})", "name_collision"),
+        (f"{third} (collides with {first})", "name_collision"),
+    ]
+
+
+def test_a_collision_names_huge_names_in_bounded_text() -> None:
+    """A name may be as long as a 128 KB body allows: each is shown in 256 characters, its
+    first 200 (shared by both), an ellipsis and its last 55."""
+    first, second = "n" * 100_000 + "A" * 55, "n" * 60_000 + "B" * 55
+    _, problems = clean_attributes({first: 1, second: 2})
+    shown = "n" * 200 + "…" + "B" * 55 + " (collides with " + "n" * 200 + "…" + "A" * 55 + ")"
+    assert problems[-1] == (shown, "name_collision")
+    assert collision(second, first) == shown
+    assert len(shown) == 2 * 256 + len(" (collides with )")
+
+
+def test_a_dropped_value_leaves_its_cut_name_free_for_the_next() -> None:
+    url = "https://example.com/" + "p" * 600
+    long, exact = "n" * 250, "n" * 200
+    assert clean_attributes({long: url, exact: 2}) == ({exact: 2}, [(long, "url_too_long")])
+
+
+def test_null_values_and_reserved_names_do_not_collide() -> None:
+    assert clean_attributes({"n" * 250: None, "n" * 200: 1}) == ({"n" * 200: 1}, [])
+    long_reserved = "moe_" + "n" * 250
+    assert clean_attributes({long_reserved: 1, long_reserved[:200]: 2}) == (
+        {},
+        [(long_reserved, "reserved_prefix"), (long_reserved[:200], "reserved_prefix")],
+    )
+
+
+def test_past_the_100_places_a_colliding_name_is_beyond_the_limit() -> None:
+    attributes: dict[str, Any] = {"n" * 200: 0}
+    attributes.update({f"k{i}": i for i in range(99)})
+    attributes["n" * 201] = 1
+    kept, problems = clean_attributes(attributes)
+    assert kept["n" * 200] == 0
+    assert problems == [("n" * 201, "too_many_attributes")]
+
+
+def test_a_collision_does_not_take_one_of_the_100_places() -> None:
+    attributes: dict[str, Any] = {"n" * 200: 0, "n" * 201: 1}
+    attributes.update({f"k{i}": i for i in range(99)})
+    kept, problems = clean_attributes(attributes)
+    assert len(kept) == 100
+    assert [reason for _, reason in problems] == ["name_collision"]
 
 
 def test_long_string_values_are_cut_to_512_characters() -> None:
@@ -278,6 +349,47 @@ def test_every_attribute_not_kept_as_sent_is_reported(attributes: dict[str, Any]
                 assert reasons - {"name_truncated"}
     if any(reason == "too_many_attributes" for _, reason in problems):
         assert len(kept) == 100
+
+
+#: Names of few families, so that many collide once cut to 200 characters; scalar values, so
+#: that the only ways to lose a whole attribute are the prefix, the 100 limit and a collision.
+colliding_names = st.one_of(
+    st.builds(
+        lambda family, n, tail: family * n + tail,
+        st.sampled_from(["c", "d", "moe_"]),
+        st.integers(198, 203),
+        st.sampled_from(["", "x", "y"]),
+    ),
+    st.text(max_size=3),
+)
+colliding_maps = st.lists(
+    st.tuples(colliding_names, st.none() | st.integers() | st.text(max_size=3)), max_size=12
+).map(dict) | st.builds(
+    dict.__or__,
+    st.lists(st.tuples(st.text(min_size=4, max_size=6), st.integers()), min_size=97).map(dict),
+    st.lists(st.tuples(colliding_names, st.integers()), max_size=6).map(dict),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(attributes=colliding_maps)
+def test_every_attribute_sent_is_kept_or_dropped_with_a_reason_collisions_included(
+    attributes: dict[str, Any],
+) -> None:
+    kept, problems = clean_attributes(attributes)
+    dropping = {"reserved_prefix", "too_many_attributes", "name_collision"}
+    sent = [name for name, value in attributes.items() if value is not None]
+    assert len(kept) + sum(reason in dropping for _, reason in problems) == len(sent)
+    first: dict[str, str] = {}  # cut name -> the first name sent that takes it
+    for name in sent:
+        if name[:4].lower() != "moe_":
+            first.setdefault(name[:200], name)
+    for stored, value in kept.items():
+        assert value == attributes[first[stored]]  # the first one keeps its value
+    for name in sent:
+        if name[:4].lower() != "moe_" and name[:200] in kept and first[name[:200]] != name:
+            reported = (collision(name, first[name[:200]]), "name_collision")
+            assert reported in problems or (name, "too_many_attributes") in problems
 
 
 # infer_type --------------------------------------------------------------------------------

@@ -216,6 +216,7 @@ STRICT_TYPE = "StrictModeViolation"
 REASONS = {
     "reserved_prefix": "uses the reserved prefix moe_",
     "name_truncated": "is longer than 200 characters",
+    "name_collision": "is the same as an earlier attribute name once cut to 200 characters",
     "value_truncated": "has a value longer than 512 characters",
     "url_too_long": "has a URL value longer than 512 characters",
     "too_many_attributes": "is beyond the first 100 attributes of the event",
@@ -234,6 +235,21 @@ def strict_violation(attribute: str, reason: str) -> ContractError:
     """Strict mode: a per-event problem rejects the whole request, naming the field."""
     return ContractError(
         400, STRICT_TYPE, f"{attribute} {REASONS[reason]} (strict mode: {reason})", attribute
+    )
+
+
+def invalid_http() -> ContractError:
+    """A request the HTTP parser cannot read (uvicorn's wording)."""
+    return ContractError(400, "Bad Request", "Invalid HTTP request received.")
+
+
+def url_too_long() -> ContractError:
+    return ContractError(414, "URI Too Long", "The request URL is too long")
+
+
+def head_too_large() -> ContractError:
+    return ContractError(
+        431, "Request Header Fields Too Large", "The request headers are too many or too large"
     )
 
 

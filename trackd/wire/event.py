@@ -77,6 +77,8 @@ def validate_event(
 # give the same `Validated` for a body the typed decode accepts (tests/wire/test_event_typed.py).
 
 _Value = Annotated[str, msgspec.Meta(max_length=values.MAX_VALUE)]
+#: A longer name is cut and may collide with another (`values.clean_attributes` decides): such a
+#: body always takes the generic path.
 _Name = Annotated[str, msgspec.Meta(max_length=values.MAX_NAME)]
 _Array = Annotated[list[_Value], msgspec.Meta(max_length=values.MAX_ARRAY)]
 _Attributes = Annotated[

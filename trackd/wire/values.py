@@ -3,6 +3,12 @@
 `clean_attributes` applies MoEngage's limits to one action's attributes and reports every drop,
 cut or rewrite as a `(attribute, reason)` pair; `null` values go silently (MoEngage's documented
 partial ingestion). `infer_type` names the type the schema catalogue records for a value.
+
+Cutting names to 200 characters can make two names one (`"a" * 200` and `"a" * 250`, or two
+long names with the same first 200 characters). The first of them in the body keeps its value;
+each later one is dropped with `name_collision`, whose attribute names both originals
+(`collision`). This is the one place that rule lives: the typed fast path of `wire/event.py`
+only takes names of at most 200 characters, so a body with a cut name always comes here.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ MAX_VALUE = 512
 MAX_ATTRIBUTES = 100
 MAX_ARRAY = 50
 RESERVED_PREFIX = "moe_"
+#: A name in a `name_collision` warning is shown whole up to this length; a longer one as its
+#: first 200 characters, "…" and its last 55 (the two names share their first 200).
+SHOWN_NAME = 256
 
 Problem = tuple[str, str]  # (attribute, reason)
 
@@ -39,12 +48,27 @@ def clean_name(name: str, problems: list[Problem], attribute: str | None = None)
     return name
 
 
+def shown_name(name: str) -> str:
+    """`name`, at most `SHOWN_NAME` characters of it."""
+    if len(name) <= SHOWN_NAME:
+        return name
+    return f"{name[:MAX_NAME]}…{name[len(name) - (SHOWN_NAME - MAX_NAME - 1) :]}"
+
+
+def collision(dropped: str, kept: str) -> str:
+    """The attribute of a `name_collision`: the dropped name, then the kept one it became
+    (each shown in at most 256 characters)."""
+    return f"{shown_name(dropped)} (collides with {shown_name(kept)})"
+
+
 def clean_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
-    """Apply §4 to an action's attributes; the first 100 kept attributes survive.
+    """Apply §4 to an action's attributes; the first 100 kept attributes survive, and of names
+    equal once cut to 200 characters the first keeps its value (`name_collision`).
 
     The common case (a short name, a scalar or a short string) is decided inline: this loop
     runs for every attribute of every accepted event."""
     kept: dict[str, Any] = {}
+    cut_from: dict[str, str] = {}  # kept name -> the longer name it was cut from
     problems: list[Problem] = []
     for name, value in attributes.items():
         if value is None:
@@ -55,6 +79,11 @@ def clean_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], list[P
         if len(kept) >= MAX_ATTRIBUTES:
             problems.append((name, "too_many_attributes"))
             continue
+        if (cut_from or len(name) > MAX_NAME) and name[:MAX_NAME] in kept:
+            # Only a cut name meets another (a JSON object's keys are already distinct).
+            other = cut_from.get(name[:MAX_NAME], name[:MAX_NAME])
+            problems.append((collision(name, other), "name_collision"))
+            continue
         kind = type(value)
         if kind is str:
             if len(value) > MAX_VALUE:
@@ -64,7 +93,8 @@ def clean_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], list[P
         if value is _DROP:
             continue
         if len(name) > MAX_NAME:
-            name = clean_name(name, problems)
+            original, name = name, clean_name(name, problems)
+            cut_from[name] = original
         kept[name] = value
     return kept, problems
 
