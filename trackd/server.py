@@ -23,6 +23,7 @@ from uvicorn.supervisors import Multiprocess
 from trackd import admin, services
 from trackd.edge.app import TrackdApp
 from trackd.edge.protocol import ClientLimits, Config, TrackdHttpProtocol
+from trackd.embedded import private_dir
 from trackd.processor.child import ProcessorChild
 from trackd.services import ProcessorMode, Services, WorkerServices
 from trackd.settings import SETTINGS_ENV, Settings
@@ -34,7 +35,7 @@ DEMO_WORKSPACE = "DEMO"
 
 def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_path)  # 0700 from birth: the data dir holds every event
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
