@@ -302,3 +302,9 @@ def idempotency_key_reused() -> ContractError:  # the IETF Idempotency-Key draft
         "endpoint); use a new key for a new request.",
         "Idempotency-Key",
     )
+
+
+def id_too_long(attribute: str, limit: int) -> ContractError:  # rows 19-20's family [trackd]
+    return ContractError(
+        400, MISSING, f"{attribute} is expected to be at most {limit} characters", attribute
+    )

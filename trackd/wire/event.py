@@ -29,6 +29,12 @@ DISALLOWED_CUSTOMER_IDS = frozenset(
 )  # fmt: skip
 
 
+#: The longest customer_id, identifier value and device_id accepted, in characters [trackd:
+#: MoEngage documents none]. Every accepted id must read back through `/api/.../users/{id}`:
+#: at most 9 bytes a character once percent-encoded, 512 stay within the 8 KB request line.
+MAX_ID_LENGTH = 512
+
+
 class Validated(msgspec.Struct, frozen=True):
     customer_id: str | None
     device_id: str | None
@@ -102,8 +108,8 @@ class _TypedAction(msgspec.Struct):
 class _TypedEvent(msgspec.Struct):
     type: Literal["event"]
     actions: Annotated[list[_TypedAction], msgspec.Meta(min_length=1)]
-    customer_id: Annotated[str, msgspec.Meta(min_length=1)] | None = None
-    device_id: str | None = None
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)] | None = None
+    device_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | None = None
     user_identifiers: dict[str, Any] | None = None
 
 
@@ -193,6 +199,8 @@ def check_customer_id(payload: dict[str, Any]) -> str | None:
     text = str(value)
     if not text:
         raise contract.customer_id_empty()
+    if len(text) > MAX_ID_LENGTH:
+        raise contract.id_too_long("customer_id", MAX_ID_LENGTH)
     return text
 
 
@@ -209,13 +217,17 @@ def _usable_identifiers(raw: Any, workspace: Workspace) -> dict[str, str]:
     """In an Identity Resolution workspace, the configured identifiers with non-blank values."""
     if not workspace.identity_resolution or not isinstance(raw, dict):
         return {}
-    return {
+    usable = {
         name: str(raw[name])
         for name in workspace.identity_resolution
         if isinstance(raw.get(name), str | int)
         and not isinstance(raw.get(name), bool)
         and str(raw[name]).strip()
     }
+    for name, value in usable.items():
+        if len(value) > MAX_ID_LENGTH:
+            raise contract.id_too_long(f"user_identifiers.{name}", MAX_ID_LENGTH)
+    return usable
 
 
 def _check_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -277,6 +289,8 @@ def _device_id(
     if value is None or value == "":
         return customer_id
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        if len(str(value)) > MAX_ID_LENGTH:
+            raise contract.id_too_long("device_id", MAX_ID_LENGTH)
         return str(value)
     warnings.extend(Warning(i, "invalid_type", "device_id") for i in range(count))
     return customer_id
