@@ -7,6 +7,7 @@ every expected time can be written out as text.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from trackd.errors import StoreError
 from trackd.models import Action, Envelope, Plan, Warning
 from trackd.processor.apply import apply
 from trackd.processor.plan import plan
+from trackd.processor.rollup import rollup
 from trackd.store import open_event_store
 from trackd.store.base import FROM_END, EventQuery, EventStore
+from trackd.store.records import Changes
 
 pytestmark = pytest.mark.anyio
 
@@ -802,6 +805,27 @@ async def test_a_batch_the_store_cannot_write_is_stored_not_at_all(store: EventS
     await apply(store, plans(good))  # not marked as processed by the failed batch
     assert await store.counts("WS1") == {"processed_events": 1}
     assert len(await store.issues("WS1", None)) == 1
+
+
+class Abandoned(Exception):
+    """Raised inside a batch's block to end it without committing."""
+
+
+async def test_reads_while_a_batch_is_open_never_see_its_rows(store: EventStore) -> None:
+    """The batch claims and writes one plan, a read starts, then the batch's block raises:
+    whenever the read runs (during the batch elsewhere, after it on SQLite), it sees nothing."""
+    planned = plans(env("r1", act(0, "Opened", T)))
+    with pytest.raises(Abandoned):
+        async with store.batch() as batch:
+            claimed = await batch.claim(planned)
+            assert [p.request_id for p in claimed] == ["r1"]
+            await batch.write(Changes(claimed, [], [], rollup(claimed)))
+            reads = asyncio.gather(store.counts("WS1"), store.user("WS1", "123"), all_events(store))
+            await asyncio.sleep(0.05)  # a chance for the reads to run while the batch is open
+            raise Abandoned
+    assert await reads == [{}, None, []]
+    await apply(store, planned)  # claimed by the batch that did not commit: claimed again
+    assert await store.counts("WS1") == {"processed_events": 1}
 
 
 async def test_a_closed_store_raises_store_error_and_closing_twice_is_fine(
