@@ -50,8 +50,10 @@ def _owner(plan: Plan, known: dict[IdentifierKey, str], added: list[IdentifierRo
     ws, identifiers = plan.workspace_id, plan.identifiers or {}
     customer_id = plan.customer_id
     if customer_id is None:
-        found = (known.get((ws, n, v)) for n, v in identifiers.items())
-        customer_id = next((c for c in found if c is not None), None)
+        for name, value in identifiers.items():
+            customer_id = known.get((ws, name, value))
+            if customer_id is not None:
+                break
     if customer_id is None:
         customer_id = new_customer_id(*next(iter(identifiers.items())))
     for name, value in identifiers.items():

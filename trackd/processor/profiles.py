@@ -17,15 +17,22 @@ from trackd.store.records import Profile, ProfileWrite, UserKey
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 MergePatch(target, patch), as SQLite's ``json_patch``; never changes either."""
+    """RFC 7386 MergePatch(target, patch), as SQLite's ``json_patch``; never changes either
+    (the result may share their unchanged parts)."""
     if type(patch) is not dict:
         return patch
-    out = dict(target) if type(target) is dict else {}
+    if type(target) is not dict:
+        target = {}
+    if not patch:
+        return target
+    out = dict(target)
     for name, value in patch.items():
         if value is None:
             out.pop(name, None)
-        else:
+        elif type(value) is dict:
             out[name] = merge_patch(out.get(name), value)
+        else:  # the RFC's recursion returns any other value as it is
+            out[name] = value
     return out
 
 

@@ -30,6 +30,9 @@ class Step(NamedTuple):
 def _seen_at(plan: Plan) -> tuple[int, int]:
     """When the plan saw its user: its events' times, or (Track User) its receipt."""
     events = plan.events
+    if len(events) == 1:  # the common case, without a list
+        at = events[0].current_time
+        return at, at
     if not events:
         return plan.received_at, plan.received_at
     times = [e.current_time for e in events]
