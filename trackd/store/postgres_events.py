@@ -10,7 +10,9 @@ skipped (``INSERT … ON CONFLICT DO NOTHING RETURNING``); what the processor de
 goes as one bulk ``unnest`` upsert per table.
 
 The monthly partitions of `events` a batch needs are created before its transaction
-(`trackd.store.postgres_schema.ensure_partitions`); the reads are in `postgres_reads`.
+(`trackd.store.postgres_schema.ensure_partitions`); the reads are in `postgres_reads`. The SQL
+function `trackd_merge_patch` of migration 0001 is no longer called: attributes and identifiers
+merge in the processor (`trackd.processor.profiles`), and profiles are written as given.
 """
 
 from __future__ import annotations

@@ -234,28 +234,38 @@ def _claim(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
 
 
 def _owners(conn: sqlite3.Connection, keys: list[IdentifierKey]) -> dict[IdentifierKey, str]:
-    found = {}
-    for key in keys:
-        row = conn.execute(
-            "SELECT customer_id FROM user_identifiers "
-            "WHERE workspace = ? AND name = ? AND value = ?",
-            key,
-        ).fetchone()
-        if row is not None:
-            found[key] = row[0]
-    return found
+    rows = _found(
+        conn,
+        "SELECT customer_id FROM user_identifiers WHERE workspace = ? AND name = ? AND value = ?",
+        keys,
+    )
+    return {key: customer_id for key, (customer_id,) in rows.items()}
 
 
 def _profiles(conn: sqlite3.Connection, users: list[UserKey]) -> dict[UserKey, Profile]:
+    rows = _found(
+        conn,
+        "SELECT attributes, identifiers, first_seen, last_seen FROM users "
+        "WHERE workspace = ? AND customer_id = ?",
+        users,
+    )
+    return {
+        user: Profile(_decode(attributes), _decode(identifiers), first, last)
+        for user, (attributes, identifiers, first, last) in rows.items()
+    }
+
+
+K = TypeVar("K", bound=tuple[str, ...])
+
+
+def _found(conn: sqlite3.Connection, sql: str, keys: list[K]) -> dict[K, tuple[Any, ...]]:
+    """The row `sql` finds for each key (its parameters), for the keys it finds one for: one
+    indexed lookup each, on this thread, which is as fast as SQLite gets."""
     found = {}
-    for user in users:
-        row = conn.execute(
-            "SELECT attributes, identifiers, first_seen, last_seen FROM users "
-            "WHERE workspace = ? AND customer_id = ?",
-            user,
-        ).fetchone()
+    for key in keys:
+        row = conn.execute(sql, key).fetchone()
         if row is not None:
-            found[user] = Profile(_decode(row[0]), _decode(row[1]), row[2], row[3])
+            found[key] = row
     return found
 
 
