@@ -4,7 +4,8 @@ A batch (`trackd.store.base.Batch`) is one `BEGIN IMMEDIATE … COMMIT` on the s
 connection, whose calls run one after another on the store's one thread: plans whose request id
 is in `processed` are skipped, the rest become a few bulk upserts of what the processor decided.
 Every other call waits for an open batch to end, so none sees its uncommitted rows. Events are
-stored whole as JSON beside the columns the read API filters on.
+stored whole as JSON beside the columns the read API filters on. The reads' SQL is in
+`sqlite_reads`, as PostgreSQL's is in `postgres_reads`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import Plan
-from trackd.store.base import FROM_END, EventQuery
+from trackd.store import sqlite_reads as reads
+from trackd.store.base import EventQuery
 from trackd.store.records import (
     Changes,
     IdentifierKey,
@@ -34,7 +36,6 @@ from trackd.store.records import (
     Rollup,
     UserKey,
 )
-from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
@@ -143,32 +144,19 @@ class SQLiteEventStore:
     # -- reads ------------------------------------------------------------------------------
 
     async def user(self, workspace_id: str, customer_id: str) -> dict[str, Any] | None:
-        return await self._read(lambda conn: _user(conn, workspace_id, customer_id))
+        return await self._read(lambda conn: reads.user(conn, workspace_id, customer_id))
 
     async def events(self, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
-        return await self._read(lambda conn: _events(conn, query))
+        return await self._read(lambda conn: reads.events(conn, query))
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
-        return await self._read(lambda conn: _schema(conn, workspace_id))
+        return await self._read(lambda conn: reads.schema(conn, workspace_id))
 
     async def issues(self, workspace_id: str, since: int | None) -> list[dict[str, Any]]:
-        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(
-                "SELECT request_id, action_index, attribute, reason, at FROM issues "
-                "WHERE workspace = ? AND at >= ? ORDER BY id LIMIT 10000",
-                (workspace_id, since or 0),
-            ).fetchall()
-            return issue_views(rows)
-
-        return await self._read(read)
+        return await self._read(lambda conn: reads.issues(conn, workspace_id, since))
 
     async def counts(self, workspace_id: str) -> dict[str, int]:
-        rows = await self._read(
-            lambda conn: conn.execute(
-                "SELECT name, value FROM counters WHERE workspace = ?", (workspace_id,)
-            ).fetchall()
-        )
-        return {name: int(value) for name, value in rows}
+        return await self._read(lambda conn: reads.counts(conn, workspace_id))
 
 
 class SQLiteBatch:
@@ -365,58 +353,3 @@ def _add_counters(conn: sqlite3.Connection, counters: dict[tuple[str, str], int]
         "DO UPDATE SET value = value + excluded.value",
         [(ws, name, n) for (ws, name), n in counters.items()],
     )
-
-
-def _user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT attributes, identifiers, first_seen, last_seen, event_count FROM users "
-        "WHERE workspace = ? AND customer_id = ?",
-        (ws, customer_id),
-    ).fetchone()
-    if row is None:
-        return None
-    devices = conn.execute(
-        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
-        "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
-        (ws, customer_id),
-    ).fetchall()
-    return user_view(customer_id, row, devices)
-
-
-def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
-    if q.after_seq == FROM_END:
-        row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
-        return [], row.fetchone()[0] or 0
-    where, args = ["workspace = ?"], [q.workspace_id]
-    for clause, value in (
-        ("customer_id = ?", q.customer_id),
-        ("action = ?", q.action),
-        ("event_time >= ?", q.since),
-        ("event_time < ?", q.until),
-        ("seq < ?", q.before_seq),
-        ("seq > ?", q.after_seq),
-    ):
-        if value is not None:
-            where.append(clause)
-            args.append(value)  # type: ignore[arg-type]
-    order = "ASC" if q.after_seq is not None else "DESC"
-    rows = conn.execute(
-        f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
-        f"ORDER BY seq {order} LIMIT ?",
-        (*args, q.limit + 1),
-    ).fetchall()
-    return event_page(rows, q)
-
-
-def _schema(conn: sqlite3.Connection, ws: str) -> dict[str, Any]:
-    names = conn.execute(
-        "SELECT action, count, first_seen, last_seen FROM schema_events WHERE workspace = ? "
-        "ORDER BY action",
-        (ws,),
-    ).fetchall()
-    attributes = conn.execute(
-        "SELECT action, attribute, type, count FROM schema_attributes WHERE workspace = ? "
-        "ORDER BY action, attribute, type",
-        (ws,),
-    ).fetchall()
-    return schema_view(names, attributes)
