@@ -198,6 +198,8 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _claim(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
+    if conn.in_transaction:  # a batch cancelled before its COMMIT or ROLLBACK ran: not stored
+        conn.execute("ROLLBACK")
     conn.execute("BEGIN IMMEDIATE")
     ids = list({p.request_id for p in plans})
     seen: set[str] = set()
