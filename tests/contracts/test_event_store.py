@@ -7,6 +7,7 @@ every expected time can be written out as text.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,12 @@ from tests.conftest import needs_service
 from tests.contracts import postgres_db
 from trackd.errors import StoreError
 from trackd.models import Action, Envelope, Plan, Warning
+from trackd.processor.apply import apply
 from trackd.processor.plan import plan
+from trackd.processor.rollup import rollup
 from trackd.store import open_event_store
 from trackd.store.base import FROM_END, EventQuery, EventStore
+from trackd.store.records import Changes
 
 pytestmark = pytest.mark.anyio
 
@@ -131,11 +135,12 @@ async def snapshot(store: EventStore) -> dict[str, Any]:
 async def test_profile_spans_the_current_times_of_its_events_and_counts_them(
     store: EventStore,
 ) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env("r1", act(0, "Opened", T + 3_000), act(1, "Viewed", T + 1_000)),
             env("r2", act(0, "Viewed", T + 2_000)),
-        )
+        ),
     )
     user = await store.user("WS1", "123")
     assert user == {
@@ -170,8 +175,8 @@ async def test_device_keeps_platform_version_and_ip_of_its_latest_event(
     other_device = env(
         "r3", act(0, "Opened", T + 7, platform="TV", app_version=None), device_id="tv-1"
     )
-    await store.apply(plans(newest))
-    await store.apply(plans(older, other_device))
+    await apply(store, plans(newest))
+    await apply(store, plans(older, other_device))
     user = await store.user("WS1", "123")
     assert user is not None
     assert user["devices"] == [
@@ -200,7 +205,7 @@ async def test_device_keeps_platform_version_and_ip_of_its_latest_event(
 
 
 async def test_unknown_user_is_none(store: EventStore) -> None:
-    await store.apply(plans(env("r1", act(0, "Opened", T))))
+    await apply(store, plans(env("r1", act(0, "Opened", T))))
     assert await store.user("WS1", "nobody") is None
     assert await store.user("WS2", "123") is None
 
@@ -209,7 +214,8 @@ async def test_unknown_user_is_none(store: EventStore) -> None:
 
 
 async def test_events_come_newest_first_with_every_field(store: EventStore) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env(
                 "r1",
@@ -228,9 +234,9 @@ async def test_events_come_newest_first_with_every_field(store: EventStore) -> N
                 device_id="d-7",
                 project_code="P1",
             )
-        )
+        ),
     )
-    await store.apply(plans(env("r2", act(0, "Opened", T - 1_000), client_ip=None)))
+    await apply(store, plans(env("r2", act(0, "Opened", T - 1_000), client_ip=None)))
     assert await all_events(store) == [
         {
             "event_id": "r2-0",
@@ -272,8 +278,9 @@ async def test_events_come_newest_first_with_every_field(store: EventStore) -> N
 
 
 async def test_events_of_another_workspace_are_not_listed(store: EventStore) -> None:
-    await store.apply(
-        plans(env("r1", act(0, "Opened", T)), env("r2", act(0, "Opened", T), workspace_id="WS2"))
+    await apply(
+        store,
+        plans(env("r1", act(0, "Opened", T)), env("r2", act(0, "Opened", T), workspace_id="WS2")),
     )
     assert [e["event_id"] for e in await all_events(store, "WS1")] == ["r1-0"]
     assert [e["event_id"] for e in await all_events(store, "WS2")] == ["r2-0"]
@@ -281,12 +288,13 @@ async def test_events_of_another_workspace_are_not_listed(store: EventStore) -> 
 
 
 async def test_events_filter_on_customer_action_and_current_time(store: EventStore) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env("a", act(0, "Opened", T), act(1, "Bought", T + 1_000)),
             env("b", act(0, "Opened", T + 2_000), customer_id="456"),
             env("c", act(0, "Bought", T + 3_000)),
-        )
+        ),
     )
     assert await event_ids(store) == ["c-0", "b-0", "a-1", "a-0"]
     assert await event_ids(store, customer_id="123") == ["c-0", "a-1", "a-0"]
@@ -304,7 +312,7 @@ async def test_events_filter_on_customer_action_and_current_time(store: EventSto
 async def test_cursor_paging_returns_every_event_exactly_once(
     store: EventStore, total: int
 ) -> None:
-    await store.apply(plans(*(env(f"r{i:02d}", act(0, "Opened", T + i)) for i in range(total))))
+    await apply(store, plans(*(env(f"r{i:02d}", act(0, "Opened", T + i)) for i in range(total))))
     pages: list[list[str]] = []
     cursor: int | None = None
     while True:
@@ -321,8 +329,9 @@ async def test_cursor_paging_returns_every_event_exactly_once(
 
 
 async def test_cursor_paging_keeps_the_filters(store: EventStore) -> None:
-    await store.apply(
-        plans(*(env(f"r{i}", act(0, "Bought" if i % 2 else "Opened", T + i)) for i in range(10)))
+    await apply(
+        store,
+        plans(*(env(f"r{i}", act(0, "Bought" if i % 2 else "Opened", T + i)) for i in range(10))),
     )
     seen: list[str] = []
     cursor: int | None = None
@@ -341,18 +350,19 @@ async def test_following_starts_at_the_end_and_returns_later_events_oldest_first
     store: EventStore,
 ) -> None:
     assert await store.events(EventQuery(workspace_id="WS1", after_seq=FROM_END)) == ([], 0)
-    await store.apply(plans(env("r1", act(0, "Opened", T)), env("r2", act(0, "Opened", T))))
+    await apply(store, plans(env("r1", act(0, "Opened", T)), env("r2", act(0, "Opened", T))))
     events, start = await store.events(EventQuery(workspace_id="WS1", after_seq=FROM_END))
     assert events == []
     assert start is not None and start > 0
     assert await store.events(EventQuery(workspace_id="WS1", after_seq=start)) == ([], None)
 
-    await store.apply(
+    await apply(
+        store,
         plans(
             env("r3", act(0, "Opened", T), act(1, "Bought", T)),
             env("r4", act(0, "Opened", T), workspace_id="WS2"),
             env("r5", act(0, "Closed", T)),
-        )
+        ),
     )
     events, position = await store.events(EventQuery(workspace_id="WS1", after_seq=start))
     assert [e["event_id"] for e in events] == ["r3-0", "r3-1", "r5-0"]
@@ -372,7 +382,8 @@ async def test_following_starts_at_the_end_and_returns_later_events_oldest_first
 
 
 async def test_schema_counts_event_names_and_attribute_types(store: EventStore) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env(
                 "r1",
@@ -392,10 +403,11 @@ async def test_schema_counts_event_names_and_attribute_types(store: EventStore) 
                 ),
                 act(1, "Opened", T),
             ),
-        )
+        ),
     )
-    await store.apply(
-        plans(env("r2", act(0, "Bought", T + 5_000, attributes={"price": "9.50", "gift": False})))
+    await apply(
+        store,
+        plans(env("r2", act(0, "Bought", T + 5_000, attributes={"price": "9.50", "gift": False}))),
     )
     assert await store.schema("WS1") == {
         "events": [
@@ -441,7 +453,7 @@ async def test_issues_list_reason_request_index_and_attribute_since_a_time(
         warnings=[Warning(0, "value_truncated", "note")],
         received_at=RECEIVED + 5_000,
     )
-    await store.apply(plans(first, second))
+    await apply(store, plans(first, second))
     assert await store.issues("WS1", None) == [
         {
             "request_id": "r1",
@@ -472,7 +484,8 @@ async def test_issues_list_reason_request_index_and_attribute_since_a_time(
 
 async def test_counts_processed_and_dropped_events(store: EventStore) -> None:
     assert await store.counts("WS1") == {}
-    await store.apply(
+    await apply(
+        store,
         plans(
             env(
                 "r1",
@@ -491,7 +504,7 @@ async def test_counts_processed_and_dropped_events(store: EventStore) -> None:
                 event_count=2,
             ),
             env("r3", act(0, "Opened", T), workspace_id="WS2"),
-        )
+        ),
     )
     assert await store.counts("WS1") == {"processed_events": 2, "dropped_events": 3}
     assert await store.counts("WS2") == {"processed_events": 1}
@@ -502,7 +515,7 @@ async def test_add_counts_adds_to_named_counters_per_workspace(store: EventStore
     await store.add_counts({("WS1", "rejected_requests"): 2, ("WS2", "rejected_requests"): 1})
     await store.add_counts({("WS1", "rejected_requests"): 3})
     await store.add_counts({})
-    await store.apply(plans(env("r1", act(0, "Opened", T))))
+    await apply(store, plans(env("r1", act(0, "Opened", T))))
     assert await store.counts("WS1") == {"rejected_requests": 5, "processed_events": 1}
     assert await store.counts("WS2") == {"rejected_requests": 1}
 
@@ -524,17 +537,17 @@ def _history() -> list[Envelope]:
 
 
 async def test_applying_the_same_plans_again_changes_nothing(store: EventStore) -> None:
-    await store.apply(plans(*_history()))
+    await apply(store, plans(*_history()))
     before = await snapshot(store)
     assert before["counts"] == {"processed_events": 3, "dropped_events": 1}
-    await store.apply(plans(*_history()))
-    await store.apply(plans(_history()[1]))
+    await apply(store, plans(*_history()))
+    await apply(store, plans(_history()[1]))
     assert await snapshot(store) == before
 
 
 async def test_a_batch_mixing_applied_and_new_plans_counts_only_the_new(store: EventStore) -> None:
-    await store.apply(plans(*_history()))
-    await store.apply(plans(*_history(), env("r3", act(0, "Opened", T + 9_000))))
+    await apply(store, plans(*_history()))
+    await apply(store, plans(*_history(), env("r3", act(0, "Opened", T + 9_000))))
     after = await snapshot(store)
     assert after["counts"] == {"processed_events": 4, "dropped_events": 1}
     assert after["user"]["event_count"] == 4
@@ -545,7 +558,7 @@ async def test_a_batch_mixing_applied_and_new_plans_counts_only_the_new(store: E
 
 async def test_the_same_plan_twice_in_one_batch_counts_once(store: EventStore) -> None:
     once = env("r1", act(0, "Opened", T))
-    await store.apply(plans(once, once))
+    await apply(store, plans(once, once))
     assert await store.counts("WS1") == {"processed_events": 1}
     assert [e["event_id"] for e in await all_events(store)] == ["r1-0"]
 
@@ -554,13 +567,13 @@ async def test_reopened_file_store_still_knows_what_it_applied(tmp_path: Path) -
     url = f"sqlite:///{tmp_path}/events.db"
     first = open_event_store(url)
     await first.open()
-    await first.apply(plans(*_history()))
+    await apply(first, plans(*_history()))
     before = await snapshot(first)
     await first.aclose()
     second = open_event_store(url)
     await second.open()
     try:
-        await second.apply(plans(*_history()))
+        await apply(second, plans(*_history()))
         assert await snapshot(second) == before
     finally:
         await second.aclose()
@@ -572,7 +585,8 @@ async def test_reopened_file_store_still_knows_what_it_applied(tmp_path: Path) -
 async def test_plan_with_only_identifiers_creates_a_user_keyed_by_the_first_identifier(
     store: EventStore,
 ) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env(
                 "r1",
@@ -580,7 +594,7 @@ async def test_plan_with_only_identifiers_creates_a_user_keyed_by_the_first_iden
                 customer_id=None,
                 user_identifiers={"email": "ada@example.com", "mobile": "+15550100"},
             )
-        )
+        ),
     )
     user = await store.user("WS1", "email:ada@example.com")
     assert user == {
@@ -610,12 +624,14 @@ async def test_plan_with_only_identifiers_creates_a_user_keyed_by_the_first_iden
 async def test_later_plan_with_the_same_identifier_value_lands_on_the_same_user(
     store: EventStore,
 ) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env("r1", act(0, "Opened", T), customer_id=None, user_identifiers={"email": "a@x.io"})
-        )
+        ),
     )
-    await store.apply(
+    await apply(
+        store,
         plans(
             env(
                 "r2",
@@ -629,7 +645,7 @@ async def test_later_plan_with_the_same_identifier_value_lands_on_the_same_user(
                 customer_id=None,
                 user_identifiers={"mobile": "+15550100"},
             ),
-        )
+        ),
     )
     user = await store.user("WS1", "email:a@x.io")
     assert user is not None
@@ -646,13 +662,15 @@ async def test_later_plan_with_the_same_identifier_value_lands_on_the_same_user(
 async def test_identifiers_sent_with_a_customer_id_resolve_to_that_customer(
     store: EventStore,
 ) -> None:
-    await store.apply(
-        plans(env("r1", act(0, "Opened", T), customer_id="c-9", user_identifiers={"email": "b@x"}))
+    await apply(
+        store,
+        plans(env("r1", act(0, "Opened", T), customer_id="c-9", user_identifiers={"email": "b@x"})),
     )
-    await store.apply(
+    await apply(
+        store,
         plans(
             env("r2", act(0, "Opened", T + 1), customer_id=None, user_identifiers={"email": "b@x"})
-        )
+        ),
     )
     user = await store.user("WS1", "c-9")
     assert user is not None
@@ -661,7 +679,8 @@ async def test_identifiers_sent_with_a_customer_id_resolve_to_that_customer(
 
 
 async def test_identifiers_of_one_workspace_do_not_resolve_in_another(store: EventStore) -> None:
-    await store.apply(
+    await apply(
+        store,
         plans(
             env("r1", act(0, "Opened", T), customer_id="c-9", user_identifiers={"email": "b@x"}),
             env(
@@ -671,7 +690,7 @@ async def test_identifiers_of_one_workspace_do_not_resolve_in_another(store: Eve
                 user_identifiers={"email": "b@x"},
                 workspace_id="WS2",
             ),
-        )
+        ),
     )
     assert await store.user("WS2", "c-9") is None
     other = await store.user("WS2", "email:b@x")
@@ -684,8 +703,8 @@ async def test_identifiers_of_one_workspace_do_not_resolve_in_another(store: Eve
 async def test_track_user_plans_create_the_profile_and_merge_attributes(
     store: EventStore,
 ) -> None:
-    await store.apply([user_plan("u1", "123", {"name": "Ada", "plan": "free", "age": 36})])
-    await store.apply([user_plan("u2", "123", {"plan": "pro", "tags": ["x"]})])
+    await apply(store, [user_plan("u1", "123", {"name": "Ada", "plan": "free", "age": 36})])
+    await apply(store, [user_plan("u2", "123", {"plan": "pro", "tags": ["x"]})])
     assert await store.user("WS1", "123") == {
         "customer_id": "123",
         "attributes": {"name": "Ada", "plan": "pro", "age": 36, "tags": ["x"]},
@@ -702,9 +721,9 @@ async def test_track_user_plans_create_the_profile_and_merge_attributes(
 async def test_track_user_attributes_sit_beside_the_events_of_the_same_user(
     store: EventStore,
 ) -> None:
-    await store.apply(plans(env("r1", act(0, "Opened", T))))
-    await store.apply([user_plan("u1", "123", {"name": "Ada"})])
-    await store.apply(plans(env("r2", act(0, "Opened", T + 1_000))))
+    await apply(store, plans(env("r1", act(0, "Opened", T))))
+    await apply(store, [user_plan("u1", "123", {"name": "Ada"})])
+    await apply(store, plans(env("r2", act(0, "Opened", T + 1_000))))
     user = await store.user("WS1", "123")
     assert user is not None
     assert (user["attributes"], user["event_count"], len(user["devices"])) == (
@@ -715,10 +734,10 @@ async def test_track_user_attributes_sit_beside_the_events_of_the_same_user(
 
 
 async def test_update_existing_only_does_not_create_a_user(store: EventStore) -> None:
-    await store.apply([user_plan("u1", "new", {"name": "Ada"}, update_existing_only=True)])
+    await apply(store, [user_plan("u1", "new", {"name": "Ada"}, update_existing_only=True)])
     assert await store.user("WS1", "new") is None
-    await store.apply([user_plan("u2", "old", {"name": "Bob", "plan": "free"})])
-    await store.apply([user_plan("u3", "old", {"plan": "pro"}, update_existing_only=True)])
+    await apply(store, [user_plan("u2", "old", {"name": "Bob", "plan": "free"})])
+    await apply(store, [user_plan("u3", "old", {"plan": "pro"}, update_existing_only=True)])
     user = await store.user("WS1", "old")
     assert user is not None
     assert user["attributes"] == {"name": "Bob", "plan": "pro"}
@@ -728,12 +747,13 @@ async def test_update_existing_only_sees_a_user_created_earlier_in_the_same_batc
     store: EventStore,
 ) -> None:
     """Plans apply in order within a batch too: the user's first event, then an update."""
-    await store.apply(
+    await apply(
+        store,
         [
             *plans(env("r1", act(0, "Opened", T), customer_id="new")),
             user_plan("u1", "new", {"plan": "pro"}, update_existing_only=True),
             *plans(env("r2", act(0, "Opened", T + 1_000), customer_id="new")),
-        ]
+        ],
     )
     user = await store.user("WS1", "new")
     assert user is not None
@@ -743,11 +763,12 @@ async def test_update_existing_only_sees_a_user_created_earlier_in_the_same_batc
 async def test_update_existing_only_before_the_users_first_event_in_a_batch_sets_nothing(
     store: EventStore,
 ) -> None:
-    await store.apply(
+    await apply(
+        store,
         [
             user_plan("u1", "new", {"plan": "pro"}, update_existing_only=True),
             *plans(env("r1", act(0, "Opened", T), customer_id="new")),
-        ]
+        ],
     )
     user = await store.user("WS1", "new")
     assert user is not None
@@ -755,9 +776,9 @@ async def test_update_existing_only_before_the_users_first_event_in_a_batch_sets
 
 
 async def test_track_user_plans_are_idempotent(store: EventStore) -> None:
-    await store.apply([user_plan("u1", "123", {"plan": "free"})])
-    await store.apply([user_plan("u2", "123", {"plan": "pro"})])
-    await store.apply([user_plan("u1", "123", {"plan": "free"})])  # redelivered
+    await apply(store, [user_plan("u1", "123", {"plan": "free"})])
+    await apply(store, [user_plan("u2", "123", {"plan": "pro"})])
+    await apply(store, [user_plan("u1", "123", {"plan": "free"})])  # redelivered
     user = await store.user("WS1", "123")
     assert user is not None
     assert user["attributes"] == {"plan": "pro"}
@@ -773,7 +794,7 @@ async def test_a_batch_the_store_cannot_write_is_stored_not_at_all(store: EventS
     good = env("good", act(0, "Opened", T), warnings=[Warning(0, "reserved_prefix", "moe_x")])
     broken = env("broken", act(0, "Opened", T, attributes={"x": object()}), customer_id="456")
     with pytest.raises((StoreError, TypeError)):
-        await store.apply(plans(good, broken))
+        await apply(store, plans(good, broken))
     assert await snapshot(store) == {
         "user": None,
         "events": [],
@@ -781,9 +802,30 @@ async def test_a_batch_the_store_cannot_write_is_stored_not_at_all(store: EventS
         "issues": [],
         "counts": {},
     }
-    await store.apply(plans(good))  # not marked as processed by the failed batch
+    await apply(store, plans(good))  # not marked as processed by the failed batch
     assert await store.counts("WS1") == {"processed_events": 1}
     assert len(await store.issues("WS1", None)) == 1
+
+
+class Abandoned(Exception):
+    """Raised inside a batch's block to end it without committing."""
+
+
+async def test_reads_while_a_batch_is_open_never_see_its_rows(store: EventStore) -> None:
+    """The batch claims and writes one plan, a read starts, then the batch's block raises:
+    whenever the read runs (during the batch elsewhere, after it on SQLite), it sees nothing."""
+    planned = plans(env("r1", act(0, "Opened", T)))
+    with pytest.raises(Abandoned):
+        async with store.batch() as batch:
+            claimed = await batch.claim(planned)
+            assert [p.request_id for p in claimed] == ["r1"]
+            await batch.write(Changes(claimed, [], [], rollup(claimed)))
+            reads = asyncio.gather(store.counts("WS1"), store.user("WS1", "123"), all_events(store))
+            await asyncio.sleep(0.05)  # a chance for the reads to run while the batch is open
+            raise Abandoned
+    assert await reads == [{}, None, []]
+    await apply(store, planned)  # claimed by the batch that did not commit: claimed again
+    assert await store.counts("WS1") == {"processed_events": 1}
 
 
 async def test_a_closed_store_raises_store_error_and_closing_twice_is_fine(
@@ -794,12 +836,12 @@ async def test_a_closed_store_raises_store_error_and_closing_twice_is_fine(
     await store.aclose()
     await store.aclose()
     with pytest.raises(StoreError):
-        await store.apply(plans(env("r1", act(0, "Opened", T))))
+        await apply(store, plans(env("r1", act(0, "Opened", T))))
     with pytest.raises(StoreError):
         await store.counts("WS1")
     await store.open()
     try:
-        await store.apply(plans(env("r1", act(0, "Opened", T))))
+        await apply(store, plans(env("r1", act(0, "Opened", T))))
         assert (await store.counts("WS1"))["processed_events"] == 1
     finally:
         await store.aclose()

@@ -16,6 +16,7 @@ from tests.conftest import needs_service
 from tests.contracts import postgres_db
 from trackd.errors import ConfigError, MissingDriver, NotFound, StoreError
 from trackd.models import Action, Envelope, Plan, Warning, Workspace
+from trackd.processor.apply import apply
 from trackd.processor.plan import plan
 from trackd.store import migrate, open_event_store, open_workspace_store
 from trackd.store.base import EventQuery, EventStore
@@ -165,11 +166,12 @@ async def test_without_a_schema_the_tables_go_to_the_databases_default_schema() 
 
 @postgres
 async def test_events_land_in_the_partition_of_their_month(url: str, node: Any) -> None:
-    await node.apply(
+    await apply(
+        node,
         [
             plan(envelope("r1", JAN_31_LAST_MS, FEB_1)),
             plan(envelope("r2", FEB_1 + 1, YEAR_1990, MAR_1 - 1)),
-        ]
+        ],
     )
     partitions = await sql(
         url,
@@ -197,8 +199,8 @@ async def test_two_nodes_needing_the_same_new_month_at_once_both_store_their_eve
     url: str, node: Any, other_node: Any
 ) -> None:
     await asyncio.gather(
-        node.apply([plan(envelope("a", MAR_1, MAR_1 + 1))]),
-        other_node.apply([plan(envelope("b", MAR_1 + 2))]),
+        apply(node, [plan(envelope("a", MAR_1, MAR_1 + 1))]),
+        apply(other_node, [plan(envelope("b", MAR_1 + 2))]),
     )
     rows = await sql(
         url, "SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1 ORDER BY 1"
@@ -208,7 +210,7 @@ async def test_two_nodes_needing_the_same_new_month_at_once_both_store_their_eve
     late = store(url)
     await late.open()
     try:
-        await late.apply([plan(envelope("c", MAR_1 + 3))])
+        await apply(late, [plan(envelope("c", MAR_1 + 3))])
     finally:
         await late.aclose()
     assert await node.counts("WS1") == {"processed_events": 4}
@@ -222,7 +224,7 @@ async def test_the_same_batch_applied_by_two_nodes_at_once_is_stored_once(
     node: Any, other_node: Any
 ) -> None:
     batch = [plan(envelope(f"r{i}", FEB_1 + i)) for i in range(20)]
-    await asyncio.gather(node.apply(batch), other_node.apply(list(reversed(batch))))
+    await asyncio.gather(apply(node, batch), apply(other_node, list(reversed(batch))))
     assert await node.counts("WS1") == {"processed_events": 20}
     events, _ = await node.events(EventQuery(workspace_id="WS1", limit=1000))
     assert sorted(e["event_id"] for e in events) == sorted(f"r{i}-0" for i in range(20))
@@ -242,8 +244,8 @@ async def test_nodes_writing_the_same_users_at_once_lose_no_update(
         ]
 
     await asyncio.gather(
-        *(node.apply(batch(f"a{i}", ["WS1", "WS2", "WS3"])) for i in range(5)),
-        *(other_node.apply(batch(f"b{i}", ["WS3", "WS2", "WS1"])) for i in range(5)),
+        *(apply(node, batch(f"a{i}", ["WS1", "WS2", "WS3"])) for i in range(5)),
+        *(apply(other_node, batch(f"b{i}", ["WS3", "WS2", "WS1"])) for i in range(5)),
     )
     for ws in ("WS1", "WS2", "WS3"):
         assert await node.counts(ws) == {"processed_events": 30}
@@ -272,18 +274,18 @@ async def test_a_follower_misses_no_event_of_batches_committing_out_of_order(
     from trackd.store import postgres_events
 
     paused, resume = asyncio.Event(), asyncio.Event()
-    write_profiles = postgres_events._write_profiles
+    write_issues = postgres_events._write_issues
 
     async def stalling(conn: Any, plans: list[Plan]) -> None:
         if plans[0].request_id == "slow":
             paused.set()
             await resume.wait()
-        await write_profiles(conn, plans)
+        await write_issues(conn, plans)
 
-    monkeypatch.setattr(postgres_events, "_write_profiles", stalling)
-    slow = asyncio.create_task(node.apply([plan(envelope("slow", FEB_1))]))
+    monkeypatch.setattr(postgres_events, "_write_issues", stalling)
+    slow = asyncio.create_task(apply(node, [plan(envelope("slow", FEB_1))]))
     await asyncio.wait_for(paused.wait(), 10)
-    fast = asyncio.create_task(other_node.apply([plan(envelope("fast", FEB_1 + 1))]))
+    fast = asyncio.create_task(apply(other_node, [plan(envelope("fast", FEB_1 + 1))]))
     deadline = asyncio.get_running_loop().time() + 10
     while not fast.done() and not await _waiting_for_a_lock(url):
         assert asyncio.get_running_loop().time() < deadline, "node 2 neither ran nor waited"
@@ -411,8 +413,8 @@ async def test_a_mixed_history_reads_back_exactly_as_from_the_embedded_store(nod
     await embedded.open()
     try:
         for batch in _history():
-            await embedded.apply(batch)
-            await node.apply(batch)
+            await apply(embedded, batch)
+            await apply(node, batch)
         expected = await _snapshot(embedded)
     finally:
         await embedded.aclose()
@@ -499,7 +501,7 @@ async def test_a_nul_character_never_stalls_the_postgres_store() -> None:
                 )
             ],
         )
-        await store.apply([plan(envelope)])
+        await apply(store, [plan(envelope)])
         user = await store.user("WS1", "a\x00b")
         assert user is not None and user["customer_id"] == "a\ufffdb"
         assert user["event_count"] == 1

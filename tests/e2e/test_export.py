@@ -1,7 +1,7 @@
 """`trackd events export` as a user runs it, on stores far larger than one page.
 
 The stores are built fast: envelopes of 100 actions go through the processor's own `plan` and
-the real `SQLiteEventStore.apply` straight into ``<data-dir>/trackd.db`` (the file `serve`
+`apply` into the real `SQLiteEventStore`, straight into ``<data-dir>/trackd.db`` (the file `serve`
 uses), with the workspace created by the CLI on the same data dir. The export is the real
 command in its own process; its peak resident memory comes from the kernel's accounting of
 that process (``wait4``'s ``ru_maxrss``, what ``/usr/bin/time -v`` reports).
@@ -26,6 +26,7 @@ import pytest
 
 from tests.e2e.helpers import cli
 from trackd.models import Action, Envelope
+from trackd.processor.apply import apply
 from trackd.processor.plan import plan
 from trackd.store.sqlite_events import SQLiteEventStore
 
@@ -70,9 +71,9 @@ def build_store(
             for r in range(count // PER_REQUEST):
                 batch.append(plan(envelope(workspace_id, r, attributes)))
                 if len(batch) == PLANS_PER_BATCH:
-                    await store.apply(batch)
+                    await apply(store, batch)
                     batch = []
-            await store.apply(batch)
+            await apply(store, batch)
         finally:
             await store.aclose()
 

@@ -19,6 +19,7 @@ from tests.faults.test_disk_full import fill
 from trackd.embedded import FileLease
 from trackd.errors import StoreError
 from trackd.models import Action, Envelope
+from trackd.processor.apply import apply
 from trackd.processor.plan import plan
 from trackd.processor.runner import CONSUMER, Processor
 from trackd.processor.service import ProcessorService
@@ -162,7 +163,7 @@ async def test_redelivered_envelopes_are_not_double_counted(
     await put(queue, env("r1"), env("r2"))
     # a processor that applied the batch and died before acknowledging it
     deliveries = await queue.get(CONSUMER, 10, 0)
-    await store.apply([plan(d.envelope) for d in deliveries])
+    await apply(store, [plan(d.envelope) for d in deliveries])
     await queue.nack(CONSUMER)
     await put(queue, env("r3"))
     processor = Processor(queue, store)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trackd.models import Action, Envelope, EventRecord, IssueRecord, Plan
+from trackd.models import Action, Envelope, EventRecord, IssueRecord, Kind, Plan
 from trackd.wire.values import infer_type, is_datetime
 
 #: The schema type of a value by its exact type; the rest take `value_type`'s longer road.
@@ -86,7 +86,7 @@ def plan(envelope: Envelope) -> Plan:
         schema.extend(_observations(action))
     warnings = envelope.warnings
     dropped = 0
-    if warnings and envelope.kind == "event":
+    if warnings and envelope.kind == Kind.EVENT:
         kept = {action.index for action in envelope.actions}
         dropped = len({w.index for w in warnings if w.index not in kept})
     return Plan(

@@ -1,47 +1,19 @@
 """Batch roll-ups: one row change per user, device, event name and attribute type per batch.
 
-A store applies a batch of plans (with customer ids resolved) as a handful of bulk upserts
-instead of one statement per event; these pure functions compute them.
+A store writes a batch of plans (with customer ids resolved) as a handful of bulk upserts
+instead of one statement per event; these pure functions compute them. The records they fill
+(`Rollup`, `UserRollup`, `DeviceRollup`) are the store's (`trackd.store.records`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from itertools import chain
 
 from trackd.models import Plan
+from trackd.store.records import DeviceRollup, Rollup, UserRollup
 
-
-@dataclass
-class UserRollup:
-    first_seen: int
-    last_seen: int
-    event_count: int = 0
-
-
-@dataclass
-class DeviceRollup:
-    first_seen: int
-    last_seen: int
-    platform: str | None = None
-    app_version: str | None = None
-    last_ip: str | None = None
-
-
-@dataclass
-class Rollup:
-    users: dict[tuple[str, str], UserRollup] = field(default_factory=dict)
-    devices: dict[tuple[str, str, str], DeviceRollup] = field(default_factory=dict)
-    event_names: dict[tuple[str, str], list[int]] = field(
-        default_factory=dict
-    )  # count, first, last
-    attributes: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
-    counters: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def count(self, workspace: str, name: str, n: int) -> None:
-        if n:
-            self.counters[(workspace, name)] = self.counters.get((workspace, name), 0) + n
+__all__ = ["DeviceRollup", "Rollup", "UserRollup", "rollup"]
 
 
 def rollup(plans: list[Plan]) -> Rollup:

@@ -1,8 +1,9 @@
 """The processing loop: take envelopes in queue order, apply them, then acknowledge.
 
-Acknowledge only after the store has committed, so a crash between the two redelivers the
-batch, and the store's `processed` check makes the redelivery change nothing. On a store
-failure the batch is rewound (`nack`) and retried after a pause that doubles up to a bound.
+Acknowledge only after the store has committed (`trackd.processor.apply`), so a crash between
+the two redelivers the batch, and the store's `processed` check makes the redelivery change
+nothing. On a store failure the batch is rewound (`nack`) and retried after a pause that
+doubles up to a bound.
 
 A batch is bounded by events as well as envelopes: it takes envelopes in order until they hold
 `batch_events` events (at least one envelope, however large), so one transaction, the time
@@ -24,6 +25,7 @@ import logging
 from collections.abc import Iterator
 
 from trackd.models import Plan
+from trackd.processor.apply import apply
 from trackd.processor.plan import plan
 from trackd.queue.base import PROCESSOR, Delivery, Queue
 from trackd.store.base import EventStore
@@ -80,7 +82,7 @@ class Processor:
         batch, self._held = _cut(self._held, self.batch_size, self._limit)
         self.busy = True
         try:
-            await self.store.apply(await _plan(batch))
+            await apply(self.store, await _plan(batch))
         except Exception:
             self._limit = max(1, min(self._limit, sum(weight(d) for d in batch)) // 2)
             await self._rewind()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import msgspec
 
 from trackd.models import Plan, Workspace
+from trackd.store.records import Changes, IdentifierKey, Profile, UserKey
 
 
 class WorkspaceStore(Protocol):
@@ -54,14 +56,46 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     after_seq: int | None = None  # following (tail): events stored after this, oldest first
 
 
+class Batch(Protocol):
+    """One transaction of an event store, open for a batch of plans (`EventStore.batch`).
+
+    The processor (`trackd.processor.apply`) decides what the batch does; a batch reads and
+    writes only what it is told. Calls, in this order, each at most once:
+
+    - `claim` first: the first plan of each request id not claimed before (by any batch of
+      this store, in any process), in order, each marked as claimed in this transaction. They
+      come back as the store holds them (PostgreSQL: U+0000 in text becomes U+FFFD), so what
+      the processor derives from them matches what is stored. On PostgreSQL it first takes
+      a transaction-level advisory lock per workspace of `plans` (in one order, so nodes never
+      deadlock): batches of one workspace commit one after another, in the order their events
+      get positions, and nothing below races another node.
+    - `owners`: the customer id each of these identifier values names, for those that name
+      one (Identity Resolution).
+    - `profiles`: the stored profiles of these users, for those that have one.
+    - `write`: store `changes` (`trackd.store.records.Changes`) as given.
+
+    It is all stored when the `batch()` block exits cleanly, and none of it when the block
+    raises: a claimed request id that is not committed is claimed again by a later batch.
+    """
+
+    async def claim(self, plans: list[Plan]) -> list[Plan]: ...
+
+    async def owners(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, str]: ...
+
+    async def profiles(self, users: list[UserKey]) -> dict[UserKey, Profile]: ...
+
+    async def write(self, changes: Changes) -> None: ...
+
+
 class EventStore(Protocol):
     """Where processed envelopes become users, devices, events, schema and issues.
 
     Contract, for every adapter:
 
-    - `apply` processes a batch of plans (`trackd.processor.plan`) in order, in one transaction:
-      all of it is stored or none of it. A plan whose `request_id` was applied before changes
-      nothing, so redelivery after a crash never double-counts.
+    - `batch` opens one transaction (`Batch`): committed when its block exits cleanly, rolled
+      back when it raises. A request id claimed and committed before changes nothing again,
+      so redelivery after a crash never double-counts. While a batch is open, the store's
+      other calls never see its uncommitted rows (SQLite's wait for it to end).
     - `user` returns the profile dict of `product.md` (with `devices`), or None.
     - `events` returns events newest first (by processing order) and the cursor of the next page
       (None on the last page); with `after_seq`, oldest first after that position, and the
@@ -69,12 +103,12 @@ class EventStore(Protocol):
       no events and the position of the newest one (0 when none), where a follower starts.
     - `schema`, `issues`, `counts` return what the read API shows for one workspace;
       `add_counts` adds to named per-workspace counters (`{(workspace, name): n}`).
-    - `aclose` releases the engine. Idempotent.
+    - `aclose` releases the engine. Idempotent. A store that is not open raises `StoreError`.
     """
 
     async def open(self) -> None: ...
 
-    async def apply(self, plans: list[Plan]) -> None: ...
+    def batch(self) -> AbstractAsyncContextManager[Batch]: ...
 
     async def user(self, workspace_id: str, customer_id: str) -> dict[str, Any] | None: ...
 

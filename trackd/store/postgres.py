@@ -8,7 +8,7 @@ to start creates the tables and the others wait for it; `trackd migrate` does th
 
 Workspaces are rows of (id, doc jsonb); `meta.revision` is bumped by the same statement as each
 change, so `revision()`, polled by every node, reads one row. The event half is in
-`trackd.store.postgres_events` (writes) and `trackd.store.postgres_reads`. Driver and network
+`trackd.store.postgres_events` (batches) and `trackd.store.postgres_reads`. Driver and network
 errors become `StoreError`.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -25,11 +25,11 @@ import asyncpg
 import msgspec
 
 from trackd.errors import ConfigError, NotFound, StoreError
-from trackd.models import Plan, Workspace
+from trackd.models import Workspace
 from trackd.store import postgres_events as ev
 from trackd.store import postgres_reads as reads
 from trackd.store.base import EventQuery
-from trackd.store.postgres_schema import ensure_partitions, migrate
+from trackd.store.postgres_schema import migrate
 
 _decode = msgspec.json.Decoder(Workspace).decode
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -163,12 +163,10 @@ class PostgresStore:
 
     # -- EventStore -----------------------------------------------------------------------
 
-    async def apply(self, plans: builtins.list[Plan]) -> None:
-        if not plans:
-            return
-        async with self._connection() as conn:
-            await ensure_partitions(conn, self._partitions, plans)
-            await ev.apply(conn, plans)
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[ev.PostgresBatch]:
+        async with self._connection() as conn, AsyncExitStack() as stack:
+            yield ev.PostgresBatch(conn, stack, self._partitions)
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None:
         """Add to per-workspace counters (the edge's rejected requests, say)."""

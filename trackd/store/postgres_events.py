@@ -1,35 +1,46 @@
-"""The writes of `PostgresStore`'s EventStore half: a batch of plans, as the SQLite store does.
+"""The writes of `PostgresStore`'s EventStore half: a batch (`trackd.store.base.Batch`) as the
+SQLite store does it, in PostgreSQL's SQL.
 
-A batch is one transaction. It first takes a transaction-level advisory lock per workspace it
-touches (in one fixed order, so two nodes never deadlock): batches of one workspace then commit
-in the order their events get `seq`, which is what newest-first paging and `tail` need, and no
-two transactions ever wait on each other's rows. Plans whose request id is already in
-`processed` are skipped (``INSERT … ON CONFLICT DO NOTHING RETURNING``), the rest are rolled up
-(`trackd.processor.rollup`) into one bulk ``unnest`` upsert per table.
+A batch is one transaction. Its `claim` first takes a transaction-level advisory lock per
+workspace it touches (in one fixed order, so two nodes never deadlock): batches of one workspace
+then commit in the order their events get `seq`, which is what newest-first paging and `tail`
+need, no two transactions ever wait on each other's rows, and what a batch reads of profiles and
+identifiers stays true until it commits. Plans whose request id is already in `processed` are
+skipped (``INSERT … ON CONFLICT DO NOTHING RETURNING``); what the processor decided for the rest
+goes as one bulk ``unnest`` upsert per table.
 
 The monthly partitions of `events` a batch needs are created before its transaction
-(`trackd.store.postgres_schema.ensure_partitions`); the reads are in `postgres_reads`.
+(`trackd.store.postgres_schema.ensure_partitions`); the reads are in `postgres_reads`. The SQL
+function `trackd_merge_patch` of migration 0001 is no longer called: attributes and identifiers
+merge in the processor (`trackd.processor.profiles`), and profiles are written as given.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from trackd.models import Plan
-from trackd.processor.rollup import Rollup, rollup
+from trackd.store.postgres_schema import ensure_partitions
+from trackd.store.records import (
+    Changes,
+    IdentifierKey,
+    Profile,
+    ProfileWrite,
+    Rollup,
+    UserKey,
+)
 
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
 
 #: The `pg_advisory_xact_lock(class, key)` class of the per-workspace locks ("trkw").
 WORKSPACE_LOCK = 0x74726B77
-
-
-# -- writes --------------------------------------------------------------------------------
 
 
 def _lock_key(workspace: str) -> int:
@@ -50,29 +61,67 @@ def without_nul(plan: Plan) -> Plan:
     return _PLAN_DECODE.decode(raw.replace(b"\\u0000", b"\\ufffd"))
 
 
-async def apply(conn: asyncpg.Connection, plans: list[Plan]) -> None:
-    plans = [without_nul(plan) for plan in plans]
-    async with conn.transaction():
+class PostgresBatch:
+    """`trackd.store.base.Batch` on one pooled connection; `claim` begins the transaction,
+    which `stack` commits when the batch's block exits cleanly and rolls back otherwise."""
+
+    def __init__(self, conn: asyncpg.Connection, stack: AsyncExitStack, known: set[str]) -> None:
+        self._conn = conn
+        self._stack = stack
+        self._partitions = known  # the store's monthly partitions known to exist
+
+    async def claim(self, plans: list[Plan]) -> list[Plan]:
+        conn = self._conn
+        plans = [without_nul(plan) for plan in plans]
+        await ensure_partitions(conn, self._partitions, plans)
+        await self._stack.enter_async_context(conn.transaction())
         keys = sorted({_lock_key(p.workspace_id) for p in plans})
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k", WORKSPACE_LOCK, keys
         )
-        fresh = await _unprocessed(conn, plans)
-        if not fresh:
-            return
-        resolved = await _resolve(conn, fresh)
-        await _bulk(conn, _INSERT_EVENTS, _event_rows(resolved))
-        await _write_profiles(conn, resolved)
-        await _write_rollup(conn, rollup(resolved))
-        await _bulk(
-            conn,
-            _INSERT_ISSUES,
-            (
-                (p.workspace_id, i.request_id, i.index, i.attribute, i.reason, i.at)
-                for p in resolved
-                for i in p.issues
-            ),
+        first: dict[str, Plan] = {}
+        for plan in plans:
+            first.setdefault(plan.request_id, plan)
+        claimed = {
+            r[0]
+            for r in await conn.fetch(
+                "INSERT INTO processed SELECT * FROM unnest($1::text[], $2::text[]) "
+                "ON CONFLICT DO NOTHING RETURNING request_id",
+                list(first),
+                [p.workspace_id for p in first.values()],
+            )
+        }
+        return [p for p in first.values() if p.request_id in claimed]
+
+    async def owners(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, str]:
+        if not keys:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT u.workspace, u.name, u.value, u.customer_id FROM user_identifiers AS u "
+            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (w, n, v) "
+            "ON u.workspace = k.w AND u.name = k.n AND u.value = k.v",
+            *_columns(keys, 3),
         )
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    async def profiles(self, users: list[UserKey]) -> dict[UserKey, Profile]:
+        if not users:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT u.workspace, u.customer_id, u.attributes, u.identifiers, u.first_seen, "
+            "u.last_seen FROM users AS u JOIN unnest($1::text[], $2::text[]) AS k (w, c) "
+            "ON u.workspace = k.w AND u.customer_id = k.c",
+            *_columns(users, 2),
+        )
+        return {(r[0], r[1]): Profile(_decode(r[2]), _decode(r[3]), r[4], r[5]) for r in rows}
+
+    async def write(self, changes: Changes) -> None:
+        conn = self._conn
+        await _bulk(conn, _INSERT_EVENTS, _event_rows(changes.plans))
+        await _bulk(conn, _INSERT_IDENTIFIERS, changes.identifiers)
+        await _write_profiles(conn, changes.profiles)
+        await _write_rollup(conn, changes.rollup)
+        await _write_issues(conn, changes.plans)
 
 
 def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -91,79 +140,24 @@ async def _bulk(conn: asyncpg.Connection, sql: str, rows: Iterable[tuple[Any, ..
         await conn.execute(sql, *columns)
 
 
-async def _unprocessed(conn: asyncpg.Connection, plans: list[Plan]) -> list[Plan]:
-    """Claim the batch's request ids; a plan whose id was claimed before is skipped."""
-    first: dict[str, Plan] = {}
-    for plan in plans:
-        first.setdefault(plan.request_id, plan)
-    claimed = {
-        r[0]
-        for r in await conn.fetch(
-            "INSERT INTO processed SELECT * FROM unnest($1::text[], $2::text[]) "
-            "ON CONFLICT DO NOTHING RETURNING request_id",
-            list(first),
-            [p.workspace_id for p in first.values()],
-        )
-    }
-    return [p for p in first.values() if p.request_id in claimed]
-
-
-async def _resolve(conn: asyncpg.Connection, plans: list[Plan]) -> list[Plan]:
-    """Customer ids for the plans, looking identifiers up (Identity Resolution) in plan order,
-    as SQLite does one plan at a time: the first identifier known wins, else the first one
-    names the user; an identifier already taken keeps its customer."""
-    keys = [(p.workspace_id, n, v) for p in plans for n, v in (p.identifiers or {}).items()]
-    if not keys:
-        return plans
-    known: dict[tuple[str, str, str], str] = {
-        (r[0], r[1], r[2]): r[3]
-        for r in await conn.fetch(
-            "SELECT u.workspace, u.name, u.value, u.customer_id FROM user_identifiers AS u "
-            "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (w, n, v) "
-            "ON u.workspace = k.w AND u.name = k.n AND u.value = k.v",
-            *_columns(keys, 3),
-        )
-    }
-    added: list[tuple[str, str, str, str]] = []
-    out = []
-    for plan in plans:
-        if plan.identifiers:
-            plan = msgspec.structs.replace(plan, customer_id=_customer(plan, known, added))
-        out.append(plan)
-    await _bulk(
-        conn,
-        "INSERT INTO user_identifiers SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[]) ON CONFLICT DO NOTHING",
-        added,
-    )
-    return out
-
-
-def _customer(
-    plan: Plan, known: dict[tuple[str, str, str], str], added: list[tuple[str, str, str, str]]
-) -> str:
-    ws, identifiers = plan.workspace_id, plan.identifiers or {}
-    customer_id = plan.customer_id
-    if customer_id is None:
-        found = (known.get((ws, n, v)) for n, v in identifiers.items())
-        customer_id = next((c for c in found if c is not None), None)
-    if customer_id is None:
-        name, value = next(iter(identifiers.items()))
-        customer_id = f"{name}:{value}"
-    for n, v in identifiers.items():
-        if (ws, n, v) not in known:
-            known[(ws, n, v)] = customer_id
-            added.append((ws, n, v, customer_id))
-    return customer_id
-
-
 _INSERT_EVENTS = (
     "INSERT INTO events (event_id, workspace, customer_id, action, event_time, doc) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::json[])"
 )
+_INSERT_IDENTIFIERS = (
+    "INSERT INTO user_identifiers SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+    "$4::text[]) ON CONFLICT DO NOTHING"
+)
 _INSERT_ISSUES = (
     "INSERT INTO issues (workspace, request_id, action_index, attribute, reason, at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::int8[])"
+)
+_UPSERT_PROFILES = (
+    "INSERT INTO users AS u (workspace, customer_id, attributes, identifiers, first_seen, "
+    "last_seen) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], "
+    "$5::int8[], $6::int8[]) ON CONFLICT (workspace, customer_id) DO UPDATE SET "
+    "attributes = excluded.attributes, identifiers = excluded.identifiers, "
+    "first_seen = excluded.first_seen, last_seen = excluded.last_seen"
 )
 
 
@@ -178,60 +172,28 @@ def _text(value: Any) -> str:
     return _encode(value).decode()
 
 
-_UPDATE_ATTRIBUTES = (
-    "UPDATE users SET attributes = trackd_merge_patch(attributes, $3::jsonb) "
-    "WHERE workspace = $1 AND customer_id = $2"
-)
-_UPSERT_PROFILE = (
-    "INSERT INTO users AS u (workspace, customer_id, attributes, identifiers, first_seen, "
-    "last_seen) VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6) "
-    "ON CONFLICT (workspace, customer_id) DO UPDATE SET "
-    "attributes = trackd_merge_patch(u.attributes, excluded.attributes), "
-    "identifiers = trackd_merge_patch(u.identifiers, excluded.identifiers), "
-    "last_seen = greatest(u.last_seen, excluded.last_seen)"
-)
+async def _write_profiles(conn: asyncpg.Connection, rows: list[ProfileWrite]) -> None:
+    """Sorted by user, as the rollup's rows are."""
+    await _bulk(
+        conn,
+        _UPSERT_PROFILES,
+        (
+            (w, c, _text(p.attributes), _text(p.identifiers), p.first_seen, p.last_seen)
+            for w, c, p in sorted(rows, key=lambda row: (row[0], row[1]))
+        ),
+    )
 
 
-async def _write_profiles(conn: asyncpg.Connection, plans: list[Plan]) -> None:
-    """Track User plans set attributes; identifiers are remembered on the profile. In plan
-    order: consecutive statements of one kind go as one pipelined `executemany`."""
-    runs: list[tuple[str, list[tuple[Any, ...]]]] = []
-    created: set[tuple[str, str | None]] = set()  # users created by the batch's earlier events
-    for plan in plans:
-        sql, args = _profile_change(plan, created)
-        if not sql:
-            continue
-        if runs and runs[-1][0] == sql:
-            runs[-1][1].append(args)
-        else:
-            runs.append((sql, [args]))
-    for sql, rows in runs:
-        await conn.executemany(sql, rows)
-
-
-def _profile_change(
-    plan: Plan, created: set[tuple[str, str | None]]
-) -> tuple[str, tuple[Any, ...]]:
-    """The statement and arguments of one plan's profile change ("" when it has none)."""
-    if plan.kind == "customer" and plan.user_attributes is None:
-        return "", ()  # a disallowed customer_id: no profile
-    user = (plan.workspace_id, plan.customer_id)
-    if plan.events:
-        created.add(user)
-    attributes = _text(plan.user_attributes or {})
-    if plan.kind == "customer" and plan.update_existing_only and user not in created:
-        return _UPDATE_ATTRIBUTES, (*user, attributes)
-    if plan.kind == "customer" or plan.identifiers:
-        # seen at its events' times (as without identifiers); a Track User update at receipt
-        seen = [e.current_time for e in plan.events] or [plan.received_at]
-        return _UPSERT_PROFILE, (
-            *user,
-            attributes,
-            _text(plan.identifiers or {}),
-            min(seen),
-            max(seen),
-        )
-    return "", ()
+async def _write_issues(conn: asyncpg.Connection, plans: list[Plan]) -> None:
+    await _bulk(
+        conn,
+        _INSERT_ISSUES,
+        (
+            (p.workspace_id, i.request_id, i.index, i.attribute, i.reason, i.at)
+            for p in plans
+            for i in p.issues
+        ),
+    )
 
 
 _UPSERT_USERS = (

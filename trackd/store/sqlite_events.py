@@ -1,16 +1,21 @@
 """The embedded EventStore: users, devices, events, schema and issues in the data dir's SQLite.
 
-A batch is one `BEGIN IMMEDIATE … COMMIT`: plans whose request id is in `processed` are skipped,
-the rest are rolled up (`trackd.processor.rollup`) into a few bulk upserts. Events are stored
-whole as JSON beside the columns the read API filters on.
+A batch (`trackd.store.base.Batch`) is one `BEGIN IMMEDIATE … COMMIT` on the store's one
+connection, whose calls run one after another on the store's one thread: plans whose request id
+is in `processed` are skipped, the rest become a few bulk upserts of what the processor decided.
+Every other call waits for an open batch to end, so none sees its uncommitted rows. Events are
+stored whole as JSON beside the columns the read API filters on. The reads' SQL is in
+`sqlite_reads`, as PostgreSQL's is in `postgres_reads`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,13 +25,23 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import Plan
-from trackd.processor.rollup import Rollup, rollup
-from trackd.store.base import FROM_END, EventQuery
-from trackd.store.views import event_page, issue_views, schema_view, user_view
+from trackd.store import sqlite_reads as reads
+from trackd.store.base import EventQuery
+from trackd.store.records import (
+    Changes,
+    IdentifierKey,
+    IdentifierRow,
+    Profile,
+    ProfileWrite,
+    Rollup,
+    UserKey,
+)
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
 CACHE_KIB = 65536  # the connection's page cache, at most
+CHUNK = 500  # bound parameters of one `IN (…)`, well under SQLite's limit
 
 
 def _migrations() -> str:
@@ -38,6 +53,7 @@ class SQLiteEventStore:
         self._path = Path(path)
         self._pool: ThreadPoolExecutor | None = None  # made by `open`, so a closed store reopens
         self._conn: sqlite3.Connection | None = None
+        self._lock: asyncio.Lock | None = None  # held by an open batch, and by every other call
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -52,13 +68,26 @@ class SQLiteEventStore:
         except sqlite3.Error as exc:
             raise StoreError(f"event store at {self._path}: {exc}") from exc
 
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        if self._lock is None:
+            raise StoreError("the event store is not open")
+        async with self._lock:
+            yield
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` on the connection once no batch is open (it would see the batch's rows)."""
+        async with self._locked():
+            return await self._run(fn)
+
     async def open(self) -> None:
         def opened() -> sqlite3.Connection:
-            # FULL: a commit is on disk before `apply` returns, hence before the processor
-            # acknowledges the batch. With NORMAL it would wait for the next checkpoint, while
-            # the queue's next group commit (FULL, the same WAL file) makes the acknowledgement
-            # durable: a power loss in between would lose acknowledged events. One fsync per
-            # batch (bounded by events, so large under load) costs next to nothing.
+            # FULL: a commit is on disk before the batch's block exits, hence before the
+            # processor acknowledges the batch. With NORMAL it would wait for the next
+            # checkpoint, while the queue's next group commit (FULL, the same WAL file) makes
+            # the acknowledgement durable: a power loss in between would lose acknowledged
+            # events. One fsync per batch (bounded by events, so large under load) costs next
+            # to nothing.
             conn = connect(self._path, "FULL")
             # Batches upsert users, devices and `processed` rows and index events by random
             # keys: SQLite's default 2 MiB page cache re-reads those pages for every batch
@@ -73,9 +102,11 @@ class SQLiteEventStore:
             self._conn = await asyncio.get_running_loop().run_in_executor(self._pool, opened)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the event store at {self._path}: {exc}") from exc
+        self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
+        self._lock = None
         if pool is None:
             return
         if self._conn is not None:
@@ -85,9 +116,19 @@ class SQLiteEventStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def apply(self, plans: list[Plan]) -> None:
-        if plans:
-            await self._run(lambda conn: _apply(conn, plans))
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[SQLiteBatch]:
+        async with self._locked():
+            batch = SQLiteBatch(self)
+            try:
+                yield batch
+            except BaseException:
+                if batch.begun:
+                    with contextlib.suppress(StoreError):  # closed: nothing left to undo
+                        await self._run(_rollback)
+                raise
+            if batch.begun:
+                await self._run(_commit)
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None:
         """Add to per-workspace counters (the edge's rejected requests, say)."""
@@ -98,68 +139,72 @@ class SQLiteEventStore:
                 _add_counters(conn, counts)
 
         if counts:
-            await self._run(add)
+            await self._read(add)
 
     # -- reads ------------------------------------------------------------------------------
 
     async def user(self, workspace_id: str, customer_id: str) -> dict[str, Any] | None:
-        return await self._run(lambda conn: _user(conn, workspace_id, customer_id))
+        return await self._read(lambda conn: reads.user(conn, workspace_id, customer_id))
 
     async def events(self, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
-        return await self._run(lambda conn: _events(conn, query))
+        return await self._read(lambda conn: reads.events(conn, query))
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
-        return await self._run(lambda conn: _schema(conn, workspace_id))
+        return await self._read(lambda conn: reads.schema(conn, workspace_id))
 
     async def issues(self, workspace_id: str, since: int | None) -> list[dict[str, Any]]:
-        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(
-                "SELECT request_id, action_index, attribute, reason, at FROM issues "
-                "WHERE workspace = ? AND at >= ? ORDER BY id LIMIT 10000",
-                (workspace_id, since or 0),
-            ).fetchall()
-            return issue_views(rows)
-
-        return await self._run(read)
+        return await self._read(lambda conn: reads.issues(conn, workspace_id, since))
 
     async def counts(self, workspace_id: str) -> dict[str, int]:
-        rows = await self._run(
-            lambda conn: conn.execute(
-                "SELECT name, value FROM counters WHERE workspace = ?", (workspace_id,)
-            ).fetchall()
-        )
-        return {name: int(value) for name, value in rows}
+        return await self._read(lambda conn: reads.counts(conn, workspace_id))
 
 
-def _apply(conn: sqlite3.Connection, plans: list[Plan]) -> None:
-    with conn:
-        conn.execute("BEGIN IMMEDIATE")
-        fresh = _unprocessed(conn, plans)
-        if not fresh:
-            return
-        conn.executemany(
-            "INSERT INTO processed VALUES (?, ?)", [(p.request_id, p.workspace_id) for p in fresh]
-        )
-        resolved = [_resolve(conn, plan) for plan in fresh]
-        _write_events(conn, resolved)
-        _write_profiles(conn, resolved)
-        _write_rollup(conn, rollup(resolved))
-        conn.executemany(
-            "INSERT INTO issues (workspace, request_id, action_index, attribute, reason, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (p.workspace_id, i.request_id, i.index, i.attribute, i.reason, i.at)
-                for p in resolved
-                for i in p.issues
-            ],
-        )
+class SQLiteBatch:
+    """`trackd.store.base.Batch` on the store's connection; `claim` begins the transaction."""
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self._store = store
+        self.begun = False
+
+    async def claim(self, plans: list[Plan]) -> list[Plan]:
+        self.begun = True
+        return await self._store._run(lambda conn: _claim(conn, plans))
+
+    async def owners(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, str]:
+        if not keys:
+            return {}
+        return await self._store._run(lambda conn: _owners(conn, keys))
+
+    async def profiles(self, users: list[UserKey]) -> dict[UserKey, Profile]:
+        if not users:
+            return {}
+        return await self._store._run(lambda conn: _profiles(conn, users))
+
+    async def write(self, changes: Changes) -> None:
+        await self._store._run(lambda conn: _write(conn, changes))
 
 
-def _unprocessed(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:  # a full disk, say: as `with conn:` does, leave nothing half open
+        _rollback(conn)
+        raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _claim(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
+    if conn.in_transaction:  # a batch cancelled before its COMMIT or ROLLBACK ran: not stored
+        conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
     ids = list({p.request_id for p in plans})
     seen: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
         seen.update(
             r
@@ -172,36 +217,50 @@ def _unprocessed(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
         if plan.request_id not in seen:
             seen.add(plan.request_id)
             fresh.append(plan)
+    conn.executemany(
+        "INSERT INTO processed VALUES (?, ?)", [(p.request_id, p.workspace_id) for p in fresh]
+    )
     return fresh
 
 
-def _resolve(conn: sqlite3.Connection, plan: Plan) -> Plan:
-    """The customer id an envelope belongs to; Identity Resolution looks identifiers up."""
-    if not plan.identifiers:
-        return plan
-    ws = plan.workspace_id
-    customer_id = plan.customer_id
-    if customer_id is None:
-        for name, value in plan.identifiers.items():
-            row = conn.execute(
-                "SELECT customer_id FROM user_identifiers "
-                "WHERE workspace = ? AND name = ? AND value = ?",
-                (ws, name, value),
-            ).fetchone()
-            if row is not None:
-                customer_id = row[0]
-                break
-    if customer_id is None:
-        name, value = next(iter(plan.identifiers.items()))
-        customer_id = f"{name}:{value}"
-    conn.executemany(
-        "INSERT OR IGNORE INTO user_identifiers VALUES (?, ?, ?, ?)",
-        [(ws, n, v, customer_id) for n, v in plan.identifiers.items()],
+def _owners(conn: sqlite3.Connection, keys: list[IdentifierKey]) -> dict[IdentifierKey, str]:
+    rows = _found(
+        conn,
+        "SELECT customer_id FROM user_identifiers WHERE workspace = ? AND name = ? AND value = ?",
+        keys,
     )
-    return msgspec.structs.replace(plan, customer_id=customer_id)
+    return {key: customer_id for key, (customer_id,) in rows.items()}
 
 
-def _write_events(conn: sqlite3.Connection, plans: list[Plan]) -> None:
+def _profiles(conn: sqlite3.Connection, users: list[UserKey]) -> dict[UserKey, Profile]:
+    rows = _found(
+        conn,
+        "SELECT attributes, identifiers, first_seen, last_seen FROM users "
+        "WHERE workspace = ? AND customer_id = ?",
+        users,
+    )
+    return {
+        user: Profile(_decode(attributes), _decode(identifiers), first, last)
+        for user, (attributes, identifiers, first, last) in rows.items()
+    }
+
+
+K = TypeVar("K", bound=tuple[str, ...])
+
+
+def _found(conn: sqlite3.Connection, sql: str, keys: list[K]) -> dict[K, tuple[Any, ...]]:
+    """The row `sql` finds for each key (its parameters), for the keys it finds one for: one
+    indexed lookup each, on this thread, which is as fast as SQLite gets."""
+    found = {}
+    for key in keys:
+        row = conn.execute(sql, key).fetchone()
+        if row is not None:
+            found[key] = row
+    return found
+
+
+def _write(conn: sqlite3.Connection, changes: Changes) -> None:
+    plans = changes.plans
     conn.executemany(
         "INSERT OR IGNORE INTO events (event_id, workspace, customer_id, action, event_time, "
         "doc) VALUES (?, ?, ?, ?, ?, ?)",
@@ -211,48 +270,42 @@ def _write_events(conn: sqlite3.Connection, plans: list[Plan]) -> None:
             for e in p.events
         ],
     )
+    _write_identifiers(conn, changes.identifiers)
+    _write_profiles(conn, changes.profiles)
+    _write_rollup(conn, changes.rollup)
+    conn.executemany(
+        "INSERT INTO issues (workspace, request_id, action_index, attribute, reason, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (p.workspace_id, i.request_id, i.index, i.attribute, i.reason, i.at)
+            for p in plans
+            for i in p.issues
+        ],
+    )
 
 
-def _write_profiles(conn: sqlite3.Connection, plans: list[Plan]) -> None:
-    """Track User plans set attributes; identifiers are remembered on the profile."""
-    created: set[tuple[str, str | None]] = set()  # users created by the batch's earlier events
-    for plan in plans:
-        if plan.kind != "customer" and not plan.identifiers:
-            if plan.events:
-                created.add((plan.workspace_id, plan.customer_id))
-            continue  # most plans: the roll-up makes their user
-        if plan.kind == "customer" and plan.user_attributes is None:
-            continue  # a disallowed customer_id: no profile
-        attributes = _encode(plan.user_attributes or {}).decode()
-        identifiers = _encode(plan.identifiers or {}).decode()
-        user = (plan.workspace_id, plan.customer_id)
-        if plan.events:
-            created.add(user)
-        if plan.kind == "customer" and plan.update_existing_only and user not in created:
-            conn.execute(
-                "UPDATE users SET attributes = json_patch(attributes, ?) "
-                "WHERE workspace = ? AND customer_id = ?",
-                (attributes, plan.workspace_id, plan.customer_id),
+def _write_identifiers(conn: sqlite3.Connection, rows: list[IdentifierRow]) -> None:
+    conn.executemany("INSERT OR IGNORE INTO user_identifiers VALUES (?, ?, ?, ?)", rows)
+
+
+def _write_profiles(conn: sqlite3.Connection, rows: list[ProfileWrite]) -> None:
+    conn.executemany(
+        "INSERT INTO users (workspace, customer_id, attributes, identifiers, first_seen, "
+        "last_seen) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, customer_id) DO UPDATE "
+        "SET attributes = excluded.attributes, identifiers = excluded.identifiers, "
+        "first_seen = excluded.first_seen, last_seen = excluded.last_seen",
+        [
+            (
+                ws,
+                customer_id,
+                _encode(p.attributes).decode(),
+                _encode(p.identifiers).decode(),
+                p.first_seen,
+                p.last_seen,
             )
-        elif plan.kind == "customer" or plan.identifiers:
-            # seen at its events' times (as without identifiers); a Track User update at receipt
-            seen = [e.current_time for e in plan.events] or [plan.received_at]
-            conn.execute(
-                "INSERT INTO users (workspace, customer_id, attributes, identifiers, "
-                "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (workspace, customer_id) DO UPDATE SET "
-                "attributes = json_patch(attributes, excluded.attributes), "
-                "identifiers = json_patch(identifiers, excluded.identifiers), "
-                "last_seen = max(last_seen, excluded.last_seen)",
-                (
-                    plan.workspace_id,
-                    plan.customer_id,
-                    attributes,
-                    identifiers,
-                    min(seen),
-                    max(seen),
-                ),
-            )
+            for ws, customer_id, p in rows
+        ],
+    )
 
 
 def _write_rollup(conn: sqlite3.Connection, r: Rollup) -> None:
@@ -302,58 +355,3 @@ def _add_counters(conn: sqlite3.Connection, counters: dict[tuple[str, str], int]
         "DO UPDATE SET value = value + excluded.value",
         [(ws, name, n) for (ws, name), n in counters.items()],
     )
-
-
-def _user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT attributes, identifiers, first_seen, last_seen, event_count FROM users "
-        "WHERE workspace = ? AND customer_id = ?",
-        (ws, customer_id),
-    ).fetchone()
-    if row is None:
-        return None
-    devices = conn.execute(
-        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
-        "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
-        (ws, customer_id),
-    ).fetchall()
-    return user_view(customer_id, row, devices)
-
-
-def _events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
-    if q.after_seq == FROM_END:
-        row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
-        return [], row.fetchone()[0] or 0
-    where, args = ["workspace = ?"], [q.workspace_id]
-    for clause, value in (
-        ("customer_id = ?", q.customer_id),
-        ("action = ?", q.action),
-        ("event_time >= ?", q.since),
-        ("event_time < ?", q.until),
-        ("seq < ?", q.before_seq),
-        ("seq > ?", q.after_seq),
-    ):
-        if value is not None:
-            where.append(clause)
-            args.append(value)  # type: ignore[arg-type]
-    order = "ASC" if q.after_seq is not None else "DESC"
-    rows = conn.execute(
-        f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
-        f"ORDER BY seq {order} LIMIT ?",
-        (*args, q.limit + 1),
-    ).fetchall()
-    return event_page(rows, q)
-
-
-def _schema(conn: sqlite3.Connection, ws: str) -> dict[str, Any]:
-    names = conn.execute(
-        "SELECT action, count, first_seen, last_seen FROM schema_events WHERE workspace = ? "
-        "ORDER BY action",
-        (ws,),
-    ).fetchall()
-    attributes = conn.execute(
-        "SELECT action, attribute, type, count FROM schema_attributes WHERE workspace = ? "
-        "ORDER BY action, attribute, type",
-        (ws,),
-    ).fetchall()
-    return schema_view(names, attributes)

@@ -1,0 +1,94 @@
+"""The records an event store's batch takes and returns (`trackd.store.base.Batch`).
+
+The processor decides (`trackd.processor`); a store writes these as given. They live on the
+store's side of the seam so no store module imports the processor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from trackd.models import Plan
+
+#: (workspace, identifier name, identifier value): what Identity Resolution looks up.
+IdentifierKey = tuple[str, str, str]
+#: (workspace, customer id): one profile.
+UserKey = tuple[str, str]
+
+
+class IdentifierRow(NamedTuple):
+    """A new `user_identifiers` row: this identifier value now names this customer."""
+
+    workspace_id: str
+    name: str
+    value: str
+    customer_id: str
+
+
+class Profile(NamedTuple):
+    """A user's profile row without its event count (the rollup adds to that): attributes and
+    identifiers as JSON objects, first and last seen in epoch ms. (A NamedTuple: a batch makes
+    one per plan that changes a profile, and a tuple is the cheapest record to make.)"""
+
+    attributes: dict[str, Any]
+    identifiers: dict[str, Any]
+    first_seen: int
+    last_seen: int
+
+
+class ProfileWrite(NamedTuple):
+    """Store this profile row for this user as given (inserted, or replacing the stored one's
+    attributes, identifiers, first and last seen; its event count is kept)."""
+
+    workspace_id: str
+    customer_id: str
+    profile: Profile
+
+
+@dataclass
+class UserRollup:
+    first_seen: int
+    last_seen: int
+    event_count: int = 0
+
+
+@dataclass
+class DeviceRollup:
+    first_seen: int
+    last_seen: int
+    platform: str | None = None
+    app_version: str | None = None
+    last_ip: str | None = None
+
+
+@dataclass
+class Rollup:
+    """One row change per user, device, event name and attribute type of a batch (computed by
+    `trackd.processor.rollup`). A store adds it to what it holds: first seen the earlier, last
+    seen the later, counts added, a device's platform, version and IP those of its latest event
+    (the stored ones on a tie go to the batch)."""
+
+    users: dict[tuple[str, str], UserRollup] = field(default_factory=dict)
+    devices: dict[tuple[str, str, str], DeviceRollup] = field(default_factory=dict)
+    event_names: dict[tuple[str, str], list[int]] = field(
+        default_factory=dict
+    )  # count, first, last
+    attributes: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    counters: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def count(self, workspace: str, name: str, n: int) -> None:
+        if n:
+            self.counters[(workspace, name)] = self.counters.get((workspace, name), 0) + n
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Everything one batch writes, in this order: the events of `plans` (in plan order, so
+    their positions follow the queue's), `identifiers`, `profiles`, the `rollup`, and the
+    issues of `plans`. `plans` are the claimed ones with their customer ids resolved."""
+
+    plans: list[Plan]
+    identifiers: list[IdentifierRow]
+    profiles: list[ProfileWrite]
+    rollup: Rollup

@@ -1,0 +1,79 @@
+"""The reads of `SQLiteEventStore`: what the read API shows, as PostgreSQL shows it
+(`postgres_reads`). Each runs on the store's thread, when no batch is open."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from trackd.store.base import FROM_END, EventQuery
+from trackd.store.views import event_page, issue_views, schema_view, user_view
+
+
+def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT attributes, identifiers, first_seen, last_seen, event_count FROM users "
+        "WHERE workspace = ? AND customer_id = ?",
+        (ws, customer_id),
+    ).fetchone()
+    if row is None:
+        return None
+    devices = conn.execute(
+        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
+        "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
+        (ws, customer_id),
+    ).fetchall()
+    return user_view(customer_id, row, devices)
+
+
+def events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
+    if q.after_seq == FROM_END:
+        row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
+        return [], row.fetchone()[0] or 0
+    where, args = ["workspace = ?"], [q.workspace_id]
+    for clause, value in (
+        ("customer_id = ?", q.customer_id),
+        ("action = ?", q.action),
+        ("event_time >= ?", q.since),
+        ("event_time < ?", q.until),
+        ("seq < ?", q.before_seq),
+        ("seq > ?", q.after_seq),
+    ):
+        if value is not None:
+            where.append(clause)
+            args.append(value)  # type: ignore[arg-type]
+    order = "ASC" if q.after_seq is not None else "DESC"
+    rows = conn.execute(
+        f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
+        f"ORDER BY seq {order} LIMIT ?",
+        (*args, q.limit + 1),
+    ).fetchall()
+    return event_page(rows, q)
+
+
+def schema(conn: sqlite3.Connection, ws: str) -> dict[str, Any]:
+    names = conn.execute(
+        "SELECT action, count, first_seen, last_seen FROM schema_events WHERE workspace = ? "
+        "ORDER BY action",
+        (ws,),
+    ).fetchall()
+    attributes = conn.execute(
+        "SELECT action, attribute, type, count FROM schema_attributes WHERE workspace = ? "
+        "ORDER BY action, attribute, type",
+        (ws,),
+    ).fetchall()
+    return schema_view(names, attributes)
+
+
+def issues(conn: sqlite3.Connection, ws: str, since: int | None) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT request_id, action_index, attribute, reason, at FROM issues "
+        "WHERE workspace = ? AND at >= ? ORDER BY id LIMIT 10000",
+        (ws, since or 0),
+    ).fetchall()
+    return issue_views(rows)
+
+
+def counts(conn: sqlite3.Connection, ws: str) -> dict[str, int]:
+    rows = conn.execute("SELECT name, value FROM counters WHERE workspace = ?", (ws,)).fetchall()
+    return {name: int(value) for name, value in rows}
