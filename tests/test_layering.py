@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.import_graph import Rule, broken_rules, cycles, graph, misplaced_drivers
 
 PACKAGE = Path(__file__).resolve().parents[1] / "trackd"
+TESTS = Path(__file__).resolve().parent
 
 CORE = ("trackd.errors", "trackd.models")
 #: What an adapter package may use besides its own modules.
@@ -56,6 +57,19 @@ def test_no_module_of_trackd_is_in_an_import_cycle() -> None:
 def test_driver_packages_are_imported_only_by_their_adapters() -> None:
     misplaced = misplaced_drivers(graph(PACKAGE), DRIVERS)
     assert misplaced == [], "\n".join(misplaced)
+
+
+def test_no_test_module_imports_a_conftest_or_another_test_module() -> None:
+    """Shared helpers live in modules named after what they hold (tests/factories.py, …);
+    conftest.py files hold fixtures, test modules hold tests."""
+    found = [
+        f"{importer}:{edge.line} imports {edge.target}"
+        for importer, edges in sorted(graph(TESTS).items())
+        for edge in edges
+        if edge.target.startswith("tests.")
+        and edge.target.rpartition(".")[2].startswith(("conftest", "test_"))
+    ]
+    assert found == [], "\n".join(found)
 
 
 FAKE = {
