@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_service
+from tests.services import needs_service
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = ("1 event", "100 events")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import needs_service
 from tests.contracts import postgres_db
+from tests.services import needs_service
 from trackd.errors import StoreError
 from trackd.models import Action, Envelope, Plan, Warning
 from trackd.processor.apply import apply

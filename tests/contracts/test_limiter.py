@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contracts.conftest import Clock
+from tests.clock import Clock
 from trackd.limiter.base import Decision, Limiter
 from trackd.limiter.sqlite import SQLiteLimiter
 

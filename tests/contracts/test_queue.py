@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.contracts.conftest import QueueFactory, envelope
+from tests.contracts.adapters import QueueFactory
+from tests.factories import envelope
 from trackd.errors import QueueUnavailable
 from trackd.models import Envelope
 from trackd.queue.base import Backlog, Delivery, Queue
@@ -427,7 +428,7 @@ async def test_sqlite_concurrent_puts_share_commits(db: Path) -> None:
 
 CHILD_PUTS = """
 import asyncio, sys
-from tests.contracts.conftest import envelope
+from tests.factories import envelope
 from trackd.queue.sqlite import SQLiteQueue
 
 async def main():

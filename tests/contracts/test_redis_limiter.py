@@ -17,11 +17,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import needs_service
-from tests.contracts.conftest import (
+from tests.clock import Clock
+from tests.services import (
     REDIS_URL,
-    Clock,
     flush_redis_prefix,
+    needs_service,
     redis_available,
     redis_test_prefix,
 )

@@ -17,10 +17,10 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import basic
+from tests.factories import basic
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import TrackdProcess
+    from tests.e2e.server import TrackdProcess
 
 #: Generous: a cold interpreter on a busy 2-core machine, twice over with --workers 2.
 START_SECONDS = 60.0

@@ -10,8 +10,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.e2e.conftest import TrackdProcess
 from tests.e2e.helpers import ServerWorkspace, poll
+from tests.e2e.server import TrackdProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

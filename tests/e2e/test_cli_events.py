@@ -20,8 +20,8 @@ import httpx
 import msgspec
 import pytest
 
-from tests.e2e.conftest import Launcher, TrackdProcess, queued
 from tests.e2e.helpers import SETTLE_SECONDS, ServerWorkspace, cli, cli_json, success
+from tests.e2e.server import Launcher, TrackdProcess, queued
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

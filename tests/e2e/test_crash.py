@@ -7,10 +7,10 @@ import random
 import anyio
 import pytest
 
-from tests.conftest import SEED_BODY
-from tests.e2e.conftest import Launcher, queued
 from tests.e2e.helpers import auth, cli_json, success
-from tests.e2e.traffic import Outcome, Traffic, broken_promises, expected_response
+from tests.e2e.load import Answer, Load, broken_promises, expected_response
+from tests.e2e.server import Launcher, queued
+from tests.factories import SEED_BODY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -27,10 +27,10 @@ async def test_every_accepted_request_survives_repeated_kill_9_exactly_once(
     # a limit no run comes near, so that every request with the right key is owed a 200
     created = cli_json(trackd.data_dir, "workspace", "create", "--rate-limit", "100000000")
     workspace_id, key = created["workspace_id"], created["api_key"]
-    outcomes: list[Outcome] = []
+    outcomes: list[Answer] = []
     for cycle in range(CYCLES):
         server = trackd.start(workers=workers)
-        traffic = Traffic(
+        traffic = Load(
             server.url, workspace_id, key, clients=CLIENTS, tag=f"k{cycle}", wrong_key_every=5
         )
         async with anyio.create_task_group() as group:
@@ -39,7 +39,7 @@ async def test_every_accepted_request_survives_repeated_kill_9_exactly_once(
             await anyio.sleep(rng.uniform(0, 0.3))
             await anyio.to_thread.run_sync(server.kill)  # the whole process group
             traffic.stop()
-        outcomes += traffic.outcomes
+        outcomes += traffic.answers
 
     # the server comes back on the crashed data dir and takes requests again
     server = trackd.start(workers=workers)

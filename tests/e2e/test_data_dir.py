@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED_BODY
-from tests.e2e.conftest import Launcher
 from tests.e2e.helpers import ServerWorkspace, poll
+from tests.e2e.server import Launcher
+from tests.factories import SEED_BODY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -17,9 +17,9 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY
-from tests.e2e.conftest import Launcher, TrackdProcess
 from tests.e2e.helpers import auth, cli, cli_json, failure, success
+from tests.e2e.server import Launcher, TrackdProcess
+from tests.factories import SEED_BODY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, basic
-from tests.e2e.conftest import TrackdProcess
 from tests.e2e.helpers import cli_json, epoch_ms, now_ms, poll, success
+from tests.e2e.server import TrackdProcess
+from tests.factories import SEED_BODY, basic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

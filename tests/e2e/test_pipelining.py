@@ -20,9 +20,9 @@ import anyio
 import msgspec
 import pytest
 
-from tests.conftest import basic
-from tests.e2e.conftest import Launcher, TrackdProcess
 from tests.e2e.helpers import SUCCESS_MESSAGE, ServerWorkspace, poll
+from tests.e2e.server import Launcher, TrackdProcess
+from tests.factories import basic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

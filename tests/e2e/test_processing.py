@@ -19,7 +19,6 @@ import httpx
 import msgspec
 import pytest
 
-from tests.e2e.conftest import Launcher, TrackdProcess
 from tests.e2e.helpers import (
     SETTLE_SECONDS,
     ServerWorkspace,
@@ -32,6 +31,7 @@ from tests.e2e.helpers import (
     poll,
     success,
 )
+from tests.e2e.server import Launcher, TrackdProcess
 from trackd.embedded import FileLease
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY
-from tests.e2e.conftest import Launcher, TrackdProcess
 from tests.e2e.helpers import auth, cli, cli_json
+from tests.e2e.server import Launcher, TrackdProcess
+from tests.factories import SEED_BODY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

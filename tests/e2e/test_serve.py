@@ -8,10 +8,10 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, basic
-from tests.e2e.conftest import Launcher, queued
 from tests.e2e.helpers import auth, success
-from tests.e2e.traffic import Traffic, broken_promises, expected_response
+from tests.e2e.load import Load, broken_promises, expected_response
+from tests.e2e.server import Launcher, queued
+from tests.factories import SEED_BODY, basic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -115,7 +115,7 @@ async def test_sigterm_while_clients_send_exits_0_and_keeps_every_accepted_reque
     server = trackd.start(workers=workers)
     key = server.demo_key
     assert key is not None
-    traffic = Traffic(server.url, "DEMO", key, clients=8, tag="term")
+    traffic = Load(server.url, "DEMO", key, clients=8, tag="term")
     async with anyio.create_task_group() as group:
         traffic.start(group)
         await traffic.wait_for_accepted(40)
@@ -123,10 +123,10 @@ async def test_sigterm_while_clients_send_exits_0_and_keeps_every_accepted_reque
         traffic.stop()
     assert returncode == 0, server.stderr()
 
-    answered = [o for o in traffic.outcomes if o.status is not None]
+    answered = [o for o in traffic.answers if o.status is not None]
     assert [(o.status, o.body) for o in answered] == [expected_response(o) for o in answered]
     envelopes = await queued(trackd.data_dir)
-    assert broken_promises(traffic.outcomes, envelopes) == {
+    assert broken_promises(traffic.answers, envelopes) == {
         "accepted but not queued exactly once": [],
         "rejected but queued": [],
         "queued twice": [],

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Harness
+from tests.harness import Harness
 
 AUTH = "Authentication required"
 MISSING = "MissingAttributeError"

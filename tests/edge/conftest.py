@@ -1,10 +1,11 @@
-"""Fixtures of the edge tests (the `harness` itself is in tests/conftest.py)."""
+"""Fixtures of the edge tests (the `harness` fixture is in tests/conftest.py, its class in
+tests/harness.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Harness
+from tests.harness import Harness
 
 # the helpers assert what the tests expect: rewritten, a failure shows both sides
 pytest.register_assert_rewrite("tests.edge.answers")

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import SEED_BODY
+from tests.factories import SEED_BODY
 
 DROP = object()  # in `body(...)` / `action(...)`: remove the key
 

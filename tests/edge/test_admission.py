@@ -21,11 +21,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SEED_BODY, basic, needs_service
-from tests.contracts.conftest import (
+from tests.clock import Clock
+from tests.factories import SEED_BODY, basic
+from tests.services import (
     REDIS_URL,
-    Clock,
     flush_redis_prefix,
+    needs_service,
     redis_available,
     redis_test_prefix,
 )

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
 from tests.edge.answers import MISSING, failure, queued, success
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,9 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import failure, queued, success
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter

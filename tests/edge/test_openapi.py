@@ -6,7 +6,8 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from tests.conftest import SEED_BODY, Harness
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,8 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import SEED_BODY, Harness, basic
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import AUTH, failure
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

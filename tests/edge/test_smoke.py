@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
 from tests.edge.answers import (
     AUTH,
     MALFORMED,
@@ -23,6 +22,8 @@ from tests.edge.answers import (
     queued,
 )
 from tests.edge.payloads import DROP, action, body, httpx_json
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 from trackd import admin
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import AUTH, MALFORMED
-from tests.wire.test_event import TABLE, almost_valid, json_values
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
+from tests.wire.events import TABLE, almost_valid, json_values
 from trackd.errors import ContractError
 from trackd.models import Envelope, Workspace
 from trackd.wire.event import validate_event

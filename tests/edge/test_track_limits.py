@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
 from tests.edge.answers import failure, queued, success
 from tests.edge.payloads import httpx_json
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Harness
 from tests.edge.answers import success
+from tests.harness import Harness
 from trackd.models import Action, Warning
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Harness
 from tests.edge.answers import MALFORMED, MISSING, TIME, assert_accepted, assert_rejected, queued
 from tests.edge.payloads import DROP, action, body
+from tests.harness import Harness
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
 

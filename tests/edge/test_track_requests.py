@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import MALFORMED, failure, queued, success
 from tests.edge.payloads import httpx_json
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter

@@ -10,8 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
 from tests.edge.answers import success
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 from trackd.models import Warning
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]

@@ -12,8 +12,9 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import AUTH, MISSING, failure, success
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
 from trackd import admin
 from trackd.wire.times import iso
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEED_BODY, Harness
 from tests.edge.answers import success
+from tests.factories import SEED_BODY
+from tests.harness import Harness
 from trackd.models import Action, Warning
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, Harness, basic
 from tests.edge.answers import failure, success
+from tests.factories import SEED_BODY, basic
+from tests.harness import Harness
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.edge.v1 import V1_ROUTES, Bucket, Router, V1Route, WorkspaceFrom

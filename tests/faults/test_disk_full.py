@@ -13,11 +13,7 @@ The last test is in-process: the processor's acknowledgement lost to a full disk
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +22,12 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, SEED_BODY
-from tests.e2e.conftest import Launcher, TrackdProcess, queued
 from tests.e2e.helpers import auth, cli_json, poll, success
-from tests.faults import Load, as_outcomes, expected, promises, report
+from tests.e2e.load import Load, broken_promises, expected
+from tests.e2e.server import Launcher, TrackdProcess, queued
+from tests.factories import SEED_BODY
+from tests.faults.disk import fill, tmpfs
+from tests.faults.figures import report
 from trackd.errors import QueueUnavailable
 from trackd.models import Action, Envelope
 from trackd.processor.runner import CONSUMER, Processor
@@ -51,44 +49,11 @@ T = 1_700_000_000_000
 SECONDS = 30.0  # generous bound of each phase on a busy 2-core machine
 
 
-@contextlib.contextmanager
-def tmpfs(directory: Path, size: str = DISK) -> Iterator[Path]:
-    """`directory` as a fresh tmpfs of `size` (we run as root); skipped where mounting is not
-    permitted, failed under CI."""
-    directory.mkdir(exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        yield directory
-    finally:
-        unmount(directory)
-
-
-def unmount(directory: Path) -> None:
-    """Unmount once the server's last process (the processor child may outlive the killed
-    server by a moment) has let go of its files."""
-    deadline = time.monotonic() + SECONDS
-    while subprocess.run(["umount", str(directory)], capture_output=True).returncode != 0:
-        if time.monotonic() > deadline:
-            subprocess.run(["umount", "--lazy", str(directory)], check=True)
-            return
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Launcher]:
     """A launcher whose data dir is a 64 MB tmpfs; its servers are killed before unmounting."""
     launcher = Launcher(tmp_path)
-    with tmpfs(launcher.data_dir):
+    with tmpfs(launcher.data_dir, DISK):
         try:
             yield launcher
         finally:
@@ -170,13 +135,13 @@ async def test_a_full_disk_gets_503s_and_recovers_by_itself_when_space_comes_bac
     assert await anyio.to_thread.run_sync(server.terminate) == 0, server.stderr()
     envelopes = await queued(data_dir)
     assert envelopes[-1].request_id == last.headers["x-request-id"]
-    assert promises(answers, envelopes[:-1]) == {
+    assert broken_promises(answers, envelopes[:-1]) == {
         "accepted but not queued exactly once": [],
         "rejected but queued": [],
         "queued twice": [],
         "queued but never sent": [],
     }
-    report("disk_full", as_outcomes(answers), envelopes[:-1], cycles=1, events_per_request=EVENTS)
+    report("disk_full", answers, envelopes[:-1], cycles=1, events_per_request=EVENTS)
 
 
 async def settled_stats(server: TrackdProcess, workspace_id: str, key: str, owed: Any) -> Any:
@@ -208,17 +173,6 @@ def envelope(n: int) -> Envelope:
         actions=[action],
         event_count=1,
     )
-
-
-def fill(path: Path) -> None:
-    """Write `path` until the disk has no byte left."""
-    with path.open("wb", buffering=0) as ballast:
-        while True:
-            try:
-                ballast.write(b"\0" * 4096)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-                return
 
 
 async def test_an_acknowledgement_lost_to_a_full_disk_delivers_the_batch_again(

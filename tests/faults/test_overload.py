@@ -15,7 +15,6 @@ stay under a bound, and afterwards every 200 is in the queue exactly once and no
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,10 +25,11 @@ import anyio
 import httpx
 import pytest
 
-from tests.e2e.conftest import Launcher, TrackdProcess, queued
 from tests.e2e.helpers import cli_json, poll
-from tests.e2e.traffic import group_members
-from tests.faults import Answer, Load, as_outcomes, expected, promises, report
+from tests.e2e.load import Answer, Load, broken_promises, expected
+from tests.e2e.procfs import rss_kb
+from tests.e2e.server import Launcher, TrackdProcess, queued
+from tests.faults.figures import report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -95,17 +95,6 @@ async def stall(server: TrackdProcess) -> Stall:
     return Stall(began, ended, readyz)
 
 
-def rss_kb(pgid: int) -> int:
-    """The resident memory of the server's process group (the edge and its processor child)."""
-    total = 0
-    for pid in group_members(pgid):
-        with contextlib.suppress(OSError):  # a process that went away meanwhile
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
-
-
 async def sample(pgid: int, wal: Path, rss: list[int], wal_sizes: list[int]) -> None:
     """The server's resident memory (kB) and its queue's WAL file size, ten times a second."""
     while True:
@@ -168,7 +157,7 @@ async def test_overload_gets_fast_503s_bounded_waits_and_memory_and_readyz_follo
     assert max(wal_sizes) < WAL_BOUND_BYTES, f"peak WAL {max(wal_sizes)} bytes"
 
     envelopes = await queued(launcher.data_dir)
-    assert promises(answers, envelopes) == {
+    assert broken_promises(answers, envelopes) == {
         "accepted but not queued exactly once": [],
         "rejected but queued": [],
         "queued twice": [],
@@ -178,7 +167,7 @@ async def test_overload_gets_fast_503s_bounded_waits_and_memory_and_readyz_follo
     fast = sorted(a.answered - a.sent for a in answers if a.status == 503)
     report(
         "overload",
-        as_outcomes(answers),
+        answers,
         envelopes,
         stalls=STALLS,
         clients=CLIENTS,

@@ -6,7 +6,7 @@ test first measures what it takes: 64 keep-alive connections send 200-event requ
 back for a few seconds (a closed loop, as a benchmark does), and the rate of their 200s is the
 capacity. Then it offers twice that rate for several seconds as an open loop: requests on a fixed
 schedule, each sent at its time whether or not the earlier ones were answered, over `POOL`
-connections opened beforehand (`tests.faults.pacing` says why), with each latency counted from
+connections opened beforehand (`tests.e2e.load` says why), with each latency counted from
 the request's scheduled time. Meanwhile a connection of its own asks `/readyz` ten times a
 second, and the resident memory of the edge and of its processor child is sampled.
 
@@ -28,11 +28,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import Launcher, queued
 from tests.e2e.helpers import cli_json
-from tests.faults import as_outcomes, expected, promises, report
-from tests.faults.pacing import Connection, Pacer
-from tests.faults.test_overload import rss_kb
+from tests.e2e.load import Connection, Pacer, broken_promises, expected
+from tests.e2e.procfs import process_rss_kb, rss_kb
+from tests.e2e.server import Launcher, queued
+from tests.faults.figures import report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -112,13 +112,6 @@ class Watch:
         return self.readyz[-1]
 
 
-def process_rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def shed_total(metrics: bytes) -> float:
     for family in text_string_to_metric_families(metrics.decode()):
         for sample in family.samples:
@@ -172,7 +165,7 @@ async def test_twice_the_capacity_is_answered_in_time_the_excess_with_503_and_re
     fast = sorted(a.answered - a.sent for a in offered if a.status == 503)
     report(
         "overload_capacity",
-        as_outcomes(answers),
+        answers,
         envelopes,
         events_per_request=EVENTS,
         capacity_rps=round(capacity, 1),
@@ -204,7 +197,7 @@ async def test_twice_the_capacity_is_answered_in_time_the_excess_with_503_and_re
     assert ready_again[1] == 200, watch.readyz[-5:]
     assert max(watch.edge_rss_kb) < EDGE_RSS_BOUND_KB, f"peak edge RSS {max(watch.edge_rss_kb)} kB"
     assert max(watch.rss_kb) < RSS_BOUND_KB, f"peak RSS {max(watch.rss_kb)} kB"
-    assert promises(answers, envelopes) == {
+    assert broken_promises(answers, envelopes) == {
         "accepted but not queued exactly once": [],
         "rejected but queued": [],
         "queued twice": [],

@@ -19,10 +19,10 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.e2e.conftest import Launcher, TrackdProcess, queued
 from tests.e2e.helpers import auth, cli_json, poll
-from tests.e2e.traffic import Outcome, Traffic, broken_promises, expected_response
-from tests.faults import report
+from tests.e2e.load import Answer, Load, broken_promises, expected_response
+from tests.e2e.server import Launcher, TrackdProcess, queued
+from tests.faults.figures import report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -62,7 +62,7 @@ async def stats(
     return body
 
 
-def accounts_for(outcomes: list[Outcome]) -> Callable[[dict[str, Any]], bool]:
+def accounts_for(outcomes: list[Answer]) -> Callable[[dict[str, Any]], bool]:
     accepted = sum(1 for o in outcomes if o.status == 200)
     return lambda stats: bool(stats["accepted_events"] == accepted)
 
@@ -82,13 +82,13 @@ async def test_repeated_sigterm_under_load_drains_keeps_every_200_once_and_the_p
     rng = random.Random(seed)
     created = cli_json(launcher.data_dir, "workspace", "create", "--rate-limit", "100000000")
     workspace_id, key = created["workspace_id"], created["api_key"]
-    outcomes: list[Outcome] = []
+    outcomes: list[Answer] = []
     exits: list[tuple[int, float]] = []
     seen: list[tuple[dict[str, Any], int, dict[str, Any]]] = []  # at start, 200s so far, at stop
     for cycle in range(CYCLES):
         server = launcher.start(workers=workers)
         at_start = await stats(server, workspace_id, key, accounts_for(outcomes))
-        traffic = Traffic(
+        traffic = Load(
             server.url, workspace_id, key, clients=CLIENTS, tag=f"t{cycle}", wrong_key_every=5
         )
         async with anyio.create_task_group() as group:
@@ -99,7 +99,7 @@ async def test_repeated_sigterm_under_load_drains_keeps_every_200_once_and_the_p
             exits.append(await anyio.to_thread.run_sync(timed_terminate, server))
             traffic.stop()
         seen.append((at_start, sum(1 for o in outcomes if o.status == 200), before_stop))
-        outcomes += traffic.outcomes
+        outcomes += traffic.answers
 
     # the last start: everything the clients were told is accounted for, and gets processed
     server = launcher.start(workers=workers)

@@ -14,9 +14,10 @@ import anyio
 import httpx
 import pytest
 
-from tests.e2e.conftest import Launcher
 from tests.e2e.helpers import cli, cli_json
-from tests.e2e.traffic import Traffic, group_members
+from tests.e2e.load import Load
+from tests.e2e.procfs import group_members
+from tests.e2e.server import Launcher
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -59,7 +60,7 @@ async def test_the_processor_killed_three_times_under_load_loses_and_doubles_not
     created = cli_json(trackd.data_dir, "workspace", "create", "--rate-limit", "100000000")
     workspace_id, key = created["workspace_id"], created["api_key"]
     server = trackd.start()
-    traffic = Traffic(server.url, workspace_id, key, clients=8, tag="pk", wrong_key_every=0)
+    traffic = Load(server.url, workspace_id, key, clients=8, tag="pk", wrong_key_every=0)
     killed: list[int] = []
     async with anyio.create_task_group() as group:
         traffic.start(group)
@@ -72,7 +73,7 @@ async def test_the_processor_killed_three_times_under_load_loses_and_doubles_not
         traffic.stop()
     # serve started a new processor after each kill, and it drains the backlog
     assert await _next_child(server.pid, killed[-1]) not in killed
-    accepted = {o.request_id for o in traffic.outcomes if o.status == 200}
+    accepted = {o.request_id for o in traffic.answers if o.status == 200}
     assert len(accepted) >= (KILLS + 1) * 100
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=server.url, auth=(workspace_id, key)) as client:

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.faults.test_disk_full import fill
+from tests.faults.disk import fill
 from trackd.embedded import FileLease
 from trackd.errors import StoreError
 from trackd.models import Action, Envelope
@@ -361,7 +361,7 @@ async def test_on_a_nearly_full_disk_smaller_batches_store_what_fits_then_the_re
     """The backlog (some 1.2 MB of events) does not fit the disk's free space (600 KB) in one
     transaction: a failed batch is retried in halves, so what fits is stored (one batch of it
     all would store nothing, forever), and the rest once the space is back, each event once."""
-    from tests.faults.test_disk_full import tmpfs  # skipped where a tmpfs cannot be mounted
+    from tests.faults.disk import tmpfs  # skipped where a tmpfs cannot be mounted
 
     queue = MemoryQueue()
     await queue.open()

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.contracts import postgres_db
+from tests.services import port_open
 
 LISTENING = re.compile(r"trackd listening on (http://\S+)")
 ENGINE_WAIT_SECONDS = 30.0
@@ -172,16 +173,6 @@ def _wait_ready(url: str, seconds: float = 60) -> None:
 # -- the engines of this machine, stopped and started as its image does ----------------------
 
 
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
 def _run(command: str) -> None:
     subprocess.run(command, shell=True, check=False, timeout=60, capture_output=True)
 
@@ -229,13 +220,13 @@ ENGINES: dict[str, dict[str, Any]] = {
 def stop_engine(name: str) -> None:
     engine = ENGINES[name]
     engine["stop"]()
-    _until(lambda: not _port_open(engine["port"]), f"{name} to stop")
+    _until(lambda: not port_open(engine["port"]), f"{name} to stop")
 
 
 def start_engine(name: str) -> None:
     engine = ENGINES[name]
     engine["start"]()
-    _until(lambda: _port_open(engine["port"]), f"{name} to start")
+    _until(lambda: port_open(engine["port"]), f"{name} to start")
 
 
 def _until(condition: Any, what: str) -> None:

@@ -15,15 +15,15 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import needs_service
 from tests.contracts import postgres_db
-from tests.scaleout.deployment import ENGINES, Deployment, _port_open, start_engine, stop_engine
+from tests.scaleout.deployment import ENGINES, Deployment, start_engine, stop_engine
+from tests.services import nats_available, needs_service, port_open, redis_available
 
 pytestmark = [
     pytest.mark.e2e,
     needs_service("postgresql", postgres_db.available),
-    needs_service("nats", lambda: _port_open(4222)),
-    needs_service("redis", lambda: _port_open(6379)),
+    needs_service("nats", nats_available),
+    needs_service("redis", redis_available),
     pytest.mark.timeout(300),
 ]
 
@@ -44,7 +44,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield d
     finally:
         for engine in ENGINES:  # whatever happened, leave the machine's engines running
-            if not _port_open(ENGINES[engine]["port"]):
+            if not port_open(ENGINES[engine]["port"]):
                 start_engine(engine)
         d.close()
 

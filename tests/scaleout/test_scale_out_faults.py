@@ -43,16 +43,17 @@ import anyio.abc
 import httpx
 import pytest
 
-from tests.conftest import SEED_BODY, needs_service
 from tests.contracts import postgres_db
 from tests.e2e.helpers import SUCCESS_MESSAGE, auth, epoch_ms
-from tests.scaleout.deployment import Deployment, Node, _port_open
+from tests.factories import SEED_BODY
+from tests.scaleout.deployment import Deployment, Node
+from tests.services import nats_available, needs_service, redis_available
 
 pytestmark = [
     pytest.mark.e2e,
     needs_service("postgresql", postgres_db.available),
-    needs_service("nats", lambda: _port_open(4222)),
-    needs_service("redis", lambda: _port_open(6379)),
+    needs_service("nats", nats_available),
+    needs_service("redis", redis_available),
     pytest.mark.timeout(180),
 ]
 
@@ -118,7 +119,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         d.close()
-        if _port_open(4222):
+        if nats_available():
             d.delete_stream()
 
 
@@ -522,7 +523,7 @@ async def test_a_worker_stopped_while_it_waits_for_envelopes_leaves_none_behind(
     left envelopes behind in 3 of 25 stops.)"""
     import nats
 
-    from tests.contracts.conftest import envelope
+    from tests.factories import envelope
     from trackd.processor.runner import Processor
     from trackd.processor.service import ProcessorService
     from trackd.queue.nats import NatsQueue
@@ -570,7 +571,7 @@ async def test_a_worker_stopped_with_a_batch_it_cannot_finish_hands_it_back_at_o
     import asyncpg
     import nats
 
-    from tests.contracts.conftest import envelope
+    from tests.factories import envelope
     from trackd.processor.runner import Processor
     from trackd.processor.service import ProcessorService
     from trackd.queue.nats import NatsQueue

@@ -24,9 +24,9 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import SEED_BODY, basic
-from tests.e2e.conftest import Launcher, TrackdProcess
 from tests.e2e.helpers import auth, failure, success
+from tests.e2e.server import Launcher, TrackdProcess
+from tests.factories import SEED_BODY, basic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

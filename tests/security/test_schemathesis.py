@@ -25,7 +25,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import SEED_BODY, basic
+from tests.factories import SEED_BODY, basic
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter

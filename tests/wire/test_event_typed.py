@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SEED_BODY
-from tests.wire.test_event import IDENTITY, IST, PLAIN, PORTFOLIO, RECEIVED, STRICT
+from tests.factories import SEED_BODY
+from tests.wire.events import IDENTITY, IST, PLAIN, PORTFOLIO, RECEIVED, STRICT
 from trackd.errors import ContractError
 from trackd.models import Workspace
 from trackd.wire.event import Validated, decode_event, validate_event
