@@ -18,14 +18,10 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import ConfigError, NotFound, StoreError
 from trackd.models import Workspace
+from trackd.store.sqlite_schema import migrate
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS workspaces (id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta VALUES ('revision', 0);
-"""
 _BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'revision'"
 _decode = msgspec.json.Decoder(Workspace).decode
 
@@ -50,7 +46,7 @@ class SQLiteWorkspaceStore:
     async def open(self) -> None:
         def opened() -> sqlite3.Connection:
             conn = connect(self._path)
-            conn.executescript(SCHEMA)
+            migrate(conn)
             return conn
 
         try:

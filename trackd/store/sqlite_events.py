@@ -16,7 +16,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,16 +35,13 @@ from trackd.store.records import (
     Rollup,
     UserKey,
 )
+from trackd.store.sqlite_schema import migrate
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 CACHE_KIB = 65536  # the connection's page cache, at most
 CHUNK = 500  # bound parameters of one `IN (…)`, well under SQLite's limit
-
-
-def _migrations() -> str:
-    return (resources.files("trackd.store") / "migrations" / "sqlite_0001_events.sql").read_text()
 
 
 class SQLiteEventStore:
@@ -93,7 +89,7 @@ class SQLiteEventStore:
             # keys: SQLite's default 2 MiB page cache re-reads those pages for every batch
             # (bench/processor.py: 1-event envelopes ~8% less CPU with 64 MiB at 200k events).
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            conn.executescript(_migrations())
+            migrate(conn)
             return conn
 
         if self._pool is None:

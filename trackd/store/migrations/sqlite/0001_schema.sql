@@ -1,4 +1,10 @@
--- Users, devices, events, schema catalogue and issues of the embedded store.
+-- The embedded store: workspaces (and the revision every process watches), then users,
+-- devices, events, schema catalogue and issues. Tables are made only if missing, so a data
+-- dir from before versioned migrations takes this one as a no-op.
+CREATE TABLE IF NOT EXISTS workspaces (id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta VALUES ('revision', 0);
+
 CREATE TABLE IF NOT EXISTS users (
     workspace TEXT NOT NULL,
     customer_id TEXT NOT NULL,
