@@ -4,6 +4,7 @@ envelopes as the edge would queue them."""
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import msgspec
@@ -60,3 +61,16 @@ def envelope(request_id: str, workspace_id: str = "WS1", **attributes: Any) -> E
         ],
         client_ip="198.51.100.7",
     )
+
+
+MOENGAGE_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def without_moengage_id(user: Any) -> Any:
+    """A profile without its `moengage_id`, which is random and must be 24 lowercase hex
+    characters: tests compare the rest exactly."""
+    assert isinstance(user, dict), user
+    rest = dict(user)
+    moengage_id = rest.pop("moengage_id")
+    assert isinstance(moengage_id, str) and MOENGAGE_ID.fullmatch(moengage_id), moengage_id
+    return rest

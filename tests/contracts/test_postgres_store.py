@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.contracts import postgres_db
+from tests.factories import without_moengage_id
 from tests.services import needs_service
 from trackd.errors import ConfigError, MissingDriver, NotFound, StoreError
 from trackd.models import Action, Envelope, Plan, Warning, Workspace
@@ -28,6 +29,9 @@ JAN_31_LAST_MS = 1_706_745_599_999  # 2024-01-31T23:59:59.999Z
 FEB_1 = 1_706_745_600_000  # 2024-02-01T00:00:00.000Z
 MAR_1 = 1_709_251_200_000  # 2024-03-01T00:00:00.000Z
 YEAR_1990 = 631_152_000_000  # 1990-01-01T00:00:00.000Z: before the partitioned years
+
+#: Every PostgreSQL migration, in order, as `trackd migrate` names them.
+MIGRATIONS = ["0001_schema.sql", "0002_moengage_id.sql"]
 
 
 def store(url: str) -> Any:
@@ -103,7 +107,7 @@ async def other_node(url: str, node: Any) -> AsyncIterator[Any]:
 @postgres
 async def test_migrate_applies_each_migration_once_then_reports_nothing_to_do(url: str) -> None:
     s = store(url)
-    assert await s.migrate() == ["0001_schema.sql"]
+    assert await s.migrate() == MIGRATIONS
     assert await s.migrate() == []
     await s.open()  # open migrates too: nothing left
     try:
@@ -112,14 +116,16 @@ async def test_migrate_applies_each_migration_once_then_reports_nothing_to_do(ur
     finally:
         await s.aclose()
     rows = await sql(url, "SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "0001_schema.sql")]
+    assert rows == list(enumerate(MIGRATIONS, start=1))
 
 
 @postgres
 async def test_nodes_migrating_at_once_apply_each_migration_exactly_once(url: str) -> None:
     results = await asyncio.gather(*(store(url).migrate() for _ in range(4)))
-    assert sorted(results) == [[], [], [], ["0001_schema.sql"]]
-    assert await sql(url, "SELECT version FROM schema_migrations") == [(1,)]
+    # each migration applied by exactly one node (not always the same one)
+    assert sorted(name for applied in results for name in applied) == MIGRATIONS
+    versions = await sql(url, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
     nodes = [store(url) for _ in range(3)]
     await asyncio.gather(*(n.open() for n in nodes))
     try:
@@ -143,7 +149,11 @@ async def test_trackd_migrate_creates_the_tables_then_says_the_store_is_up_to_da
         )
 
     first = await asyncio.to_thread(run)
-    assert (first.returncode, first.stdout, first.stderr) == (0, "applied 0001_schema.sql\n", "")
+    assert (first.returncode, first.stdout, first.stderr) == (
+        0,
+        "".join(f"applied {m}\n" for m in MIGRATIONS),
+        "",
+    )
     again = await asyncio.to_thread(run)
     assert (again.returncode, again.stdout, again.stderr) == (0, "the store is up to date\n", "")
     assert await sql(url, "SELECT count(*) FROM workspaces") == [(0,)]
@@ -153,7 +163,7 @@ async def test_trackd_migrate_creates_the_tables_then_says_the_store_is_up_to_da
 async def test_without_a_schema_the_tables_go_to_the_databases_default_schema() -> None:
     url = postgres_db.database_url()  # the only test using the session database's `public`
     assert "schema=" not in url
-    assert await migrate(url) == ["0001_schema.sql"]
+    assert await migrate(url) == MIGRATIONS
     assert await migrate(url) == []
     rows = await sql(
         url + "?schema=public", "SELECT to_regclass('public.events')::text, current_schema()"
@@ -397,8 +407,12 @@ def _history() -> list[list[Plan]]:
 
 async def _snapshot(s: EventStore) -> dict[str, Any]:
     return {
-        "users": [
-            await s.user("WS1", c) for c in ("123", "email:ada@example.com", "nobody", "blocked")
+        "users": [  # moengage_ids are random: each store makes its own
+            user and without_moengage_id(user)
+            for user in [
+                await s.user("WS1", c)
+                for c in ("123", "email:ada@example.com", "nobody", "blocked")
+            ]
         ],
         "events": await s.events(EventQuery(workspace_id="WS1")),
         "schema": await s.schema("WS1"),

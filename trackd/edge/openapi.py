@@ -105,6 +105,8 @@ class Device(msgspec.Struct):
 
 class User(msgspec.Struct):
     customer_id: str
+    #: trackd's stable internal id of the profile: 24 lowercase hex characters
+    moengage_id: Annotated[str, Meta(pattern="^[0-9a-f]{24}$")]
     attributes: dict[str, Any]
     identifiers: dict[str, Any]
     first_seen: str

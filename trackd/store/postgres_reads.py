@@ -16,7 +16,8 @@ from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT attributes, identifiers, first_seen, last_seen, event_count FROM users "
+        "SELECT attributes, identifiers, first_seen, last_seen, event_count, moengage_id "
+        "FROM users "
         "WHERE workspace = $1 AND customer_id = $2",
         ws,
         customer_id,

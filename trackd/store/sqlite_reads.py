@@ -12,7 +12,8 @@ from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
     row = conn.execute(
-        "SELECT attributes, identifiers, first_seen, last_seen, event_count FROM users "
+        "SELECT attributes, identifiers, first_seen, last_seen, event_count, moengage_id "
+        "FROM users "
         "WHERE workspace = ? AND customer_id = ?",
         (ws, customer_id),
     ).fetchone()

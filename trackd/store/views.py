@@ -45,11 +45,12 @@ def user_view(
     customer_id: str, row: Sequence[Any], devices: Iterable[Sequence[Any]]
 ) -> dict[str, Any]:
     """A user with its devices, from its `users` row (attributes, identifiers, first_seen,
-    last_seen, event_count) and its `devices` rows (device_id, platform, app_version,
+    last_seen, event_count, moengage_id) and its `devices` rows (device_id, platform, app_version,
     first_seen, last_seen, last_ip) in the order shown."""
-    attributes, identifiers, first_seen, last_seen, event_count = row
+    attributes, identifiers, first_seen, last_seen, event_count, moengage_id = row
     return {
         "customer_id": customer_id,
+        "moengage_id": moengage_id,
         "attributes": _decode(attributes),
         "identifiers": _decode(identifiers),
         "first_seen": iso(first_seen),
