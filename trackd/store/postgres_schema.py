@@ -15,11 +15,11 @@ partition later (PostgreSQL would refuse to create it).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import asyncpg
 
 from trackd.models import Plan
+from trackd.store.migrations import migrations as versions
 
 #: `pg_advisory_xact_lock(class, key)` classes: "trkm" migrations, "trkp" partition DDL.
 MIGRATE_LOCK = 0x74726B6D
@@ -35,13 +35,7 @@ _BOOKKEEPING = (
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every migration, in order."""
-    folder = resources.files("trackd.store") / "migrations" / "postgres"
-    found = [
-        (int(f.name.split("_", 1)[0]), f.name, f.read_text())
-        for f in folder.iterdir()
-        if f.name.endswith(".sql")
-    ]
-    return sorted(found)
+    return versions("postgres")
 
 
 async def migrate(conn: asyncpg.Connection, schema: str | None) -> list[str]:

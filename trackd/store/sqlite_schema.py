@@ -12,7 +12,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from importlib import resources
+
+from trackd.store.migrations import migrations as versions
 
 _BOOKKEEPING = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
@@ -22,13 +23,7 @@ _BOOKKEEPING = (
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every migration, in order."""
-    folder = resources.files("trackd.store") / "migrations" / "sqlite"
-    found = [
-        (int(f.name.split("_", 1)[0]), f.name, f.read_text())
-        for f in folder.iterdir()
-        if f.name.endswith(".sql")
-    ]
-    return sorted(found)
+    return versions("sqlite")
 
 
 def statements(sql: str) -> Iterator[str]:
