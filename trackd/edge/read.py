@@ -88,20 +88,21 @@ class ReadAPI:
 
     async def _authorised(self, scope: Scope, workspace_id: str) -> Workspace:
         """As `_authorise`; what the cache refuses is checked again after a `refresh`, so a
-        workspace or key the CLI just made reads at once (read-your-writes)."""
-        try:
-            return self._authorise(scope, workspace_id)
-        except ContractError as exc:
-            if exc.status not in (401, 403, 404, 409):
-                raise
-            await self.registry.refresh()
-            return self._authorise(scope, workspace_id)
-
-    def _authorise(self, scope: Scope, workspace_id: str) -> Workspace:
+        workspace or key the CLI just made reads at once (read-your-writes). A wrong admin
+        token is not the cache's to know: it is refused at once."""
         header = header_map(scope).get(b"authorization")
         admin = admin_bearer(header, self.admin_token)
         if admin is False:
             raise contract.invalid_admin_token()
+        try:
+            return self._authorise(header, bool(admin), workspace_id)
+        except ContractError as exc:
+            if exc.status not in (401, 403, 404, 409):
+                raise
+            await self.registry.refresh()
+            return self._authorise(header, bool(admin), workspace_id)
+
+    def _authorise(self, header: bytes | None, admin: bool, workspace_id: str) -> Workspace:
         if admin:
             workspace = self.registry.get(workspace_id)
         else:
