@@ -81,7 +81,7 @@ async def test_kill_9_of_a_worker_mid_merge_loses_doubles_and_half_merges_nothin
         return str(response.json()["request_id"])
 
     async with httpx.AsyncClient(timeout=30) as client:
-        for round_ in range(2):
+        for _ in range(2):  # two requests per user before the merges
             for u in range(2 * PAIRS):
                 accepted[await post(client, f"/v1/event/{WS}", _event(f"u{u}"))] = ACTIONS
         for i in range(PAIRS):
