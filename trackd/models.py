@@ -9,6 +9,7 @@ import msgspec
 
 DEFAULT_RATE_LIMIT = 30_000  # events per 60 s, per workspace (REF §3)
 DEFAULT_USER_RATE_LIMIT = 10_000
+DEFAULT_MERGE_RATE_LIMIT = 1_000  # Merge Users: user updates (pairs) per 60 s (REF §3)
 DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.md §3)
 
 
@@ -18,6 +19,7 @@ class Kind(enum.StrEnum):
 
     EVENT = "event"  # Track Event, POST /v1/event/{ws}
     CUSTOMER = "customer"  # Track User, POST /v1/customer/{ws}
+    MERGE = "merge"  # Merge Users, POST /v1/customer/merge?app_id={ws}
 
 
 #: Path words of MoEngage's Data API (`/v1/customer/merge`, `…/delete`, `/v1/customers/export`):
@@ -41,6 +43,7 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     timezone_offset: int = 0
     clock_skew: int = DEFAULT_CLOCK_SKEW
     created_at: float = 0.0
+    merge_rate_limit: int = DEFAULT_MERGE_RATE_LIMIT  # Merge Users pairs per 60 s (REF §3)
 
 
 class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -67,6 +70,13 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     real_time_action: str | None = None
 
 
+class MergePair(msgspec.Struct, frozen=True, array_like=True):
+    """One element of Merge Users' `merge_data`: `merged_user` goes into `retained_user`."""
+
+    merged_user: str
+    retained_user: str
+
+
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the edge appends to the durable queue for one accepted request."""
 
@@ -87,6 +97,9 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     #: Actions as sent (kept or dropped): what the rate limit and the stats count.
     event_count: int = 0
+
+    #: Merge Users (`Kind.MERGE`) only: the pairs, in the order sent.
+    merges: list[MergePair] | None = None
 
     def encode(self) -> bytes:
         return _encoder.encode(self)
@@ -147,3 +160,4 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     dropped_events: int
     user_attributes: dict[str, Any] | None = None
     update_existing_only: bool = False
+    merges: list[MergePair] | None = None  # Merge Users only

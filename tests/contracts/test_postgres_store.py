@@ -31,7 +31,7 @@ MAR_1 = 1_709_251_200_000  # 2024-03-01T00:00:00.000Z
 YEAR_1990 = 631_152_000_000  # 1990-01-01T00:00:00.000Z: before the partitioned years
 
 #: Every PostgreSQL migration, in order, as `trackd migrate` names them.
-MIGRATIONS = ["0001_schema.sql", "0002_moengage_id.sql"]
+MIGRATIONS = ["0001_schema.sql", "0002_moengage_id.sql", "0003_merge.sql"]
 
 
 def store(url: str) -> Any:

@@ -162,7 +162,7 @@ class TrackEndpoint:
             log.warning("rate limiter failed on request %s: %s", request.request_id, exc)
             raise contract.queue_unavailable() from exc
         if not decision.allowed:
-            raise _RateLimited(decision)
+            raise _RateLimited(decision, self.route.rate_limited())
         envelope = Envelope(
             request_id=request.request_id,
             workspace_id=workspace.id,
@@ -178,6 +178,7 @@ class TrackEndpoint:
             kind=self.route.kind,
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,
+            merges=validated.merges,
         )
         try:
             stored = await self.queue.put(  # row 27
@@ -231,14 +232,10 @@ class TrackEndpoint:
         bucket = self.route.bucket
         return bucket.key(workspace.id), bucket.limit(workspace)
 
-    @staticmethod
     def _success(
-        request: Request, validated: Validated, decision: Decision
+        self, request: Request, validated: Validated, decision: Decision
     ) -> tuple[int, bytes, Headers]:
-        if validated.warnings:
-            body = encode(contract.success_body(request.request_id, validated.warnings))
-        else:
-            body = contract.success_json(request.request_id)
+        body = self.route.answer(request.request_id, validated.warnings)  # the row's 200
         return 200, body, rate_headers(decision)
 
     async def _read(self, request: Request, receive: Receive) -> None:
@@ -363,10 +360,10 @@ class TrackEndpoint:
 
 
 class _RateLimited(ContractError):
-    """Row 26, carrying the decision for its headers."""
+    """Row 26 in the route's wording (`V1Route.rate_limited`), carrying the decision for its
+    headers."""
 
-    def __init__(self, decision: Decision) -> None:
-        error = contract.rate_limited()
+    def __init__(self, decision: Decision, error: ContractError) -> None:
         super().__init__(error.status, error.type, error.message)
         self.decision = decision
 

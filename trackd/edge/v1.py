@@ -15,14 +15,21 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from trackd.models import ROUTE_WORDS, Kind, Workspace
+import msgspec
+
+from trackd.errors import ContractError
+from trackd.models import ROUTE_WORDS, Kind, Warning, Workspace
+from trackd.wire import contract
 from trackd.wire.customer import validate_customer
 from trackd.wire.event import Validated, decode_event, validate_event
+from trackd.wire.merge import validate_merge
 
 #: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
 Validate = Callable[[object, Workspace, str | None, int], Validated]
 #: A typed fast path over the raw body: Validated, or None to take `Validate`'s road.
 Decode = Callable[[bytes, Workspace, str | None, int], Validated | None]
+#: The 200's body: (request id, warnings) -> JSON bytes.
+Answer = Callable[[str, list[Warning]], bytes]
 
 WORKSPACE = "{workspace_id}"
 
@@ -37,13 +44,23 @@ class Bucket(enum.Enum):
 
     EVENTS = "events"
     USERS = "users"
+    MERGES = "merges"  # Merge Users: user updates, a pair counts one
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
         return workspace_id if self is Bucket.EVENTS else f"{workspace_id}/{self.value}"
 
     def limit(self, workspace: Workspace) -> int:
+        if self is Bucket.MERGES:
+            return workspace.merge_rate_limit
         return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
+
+
+def track_answer(request_id: str, warnings: list[Warning]) -> bytes:
+    """Track Event's 200 (`contract.success_body`), the default of every row."""
+    if warnings:
+        return msgspec.json.encode(contract.success_body(request_id, warnings))
+    return contract.success_json(request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +77,10 @@ class V1Route:
     counts_events: bool
     workspace_from: WorkspaceFrom = WorkspaceFrom.PATH
     decode: Decode | None = None
+    #: Its 200 body, and its row-26 (429) error: Track Event's unless REF gives the endpoint
+    #: its own (REF §2.3; data-api.md §0: one wording per endpoint).
+    answer: Answer = track_answer
+    rate_limited: Callable[[], ContractError] = contract.rate_limited
 
 
 V1_ROUTES: tuple[V1Route, ...] = (
@@ -79,6 +100,18 @@ V1_ROUTES: tuple[V1Route, ...] = (
         validate=validate_customer,
         bucket=Bucket.USERS,
         counts_events=False,
+    ),
+    # -- Merge Users (data-api.md §3) --
+    V1Route(
+        name="Merge Users",
+        pattern="/v1/customer/merge",
+        kind=Kind.MERGE,
+        validate=validate_merge,
+        bucket=Bucket.MERGES,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.QUERY,
+        answer=contract.merge_success_json,
+        rate_limited=contract.rate_limit_error,
     ),
 )
 

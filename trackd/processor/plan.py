@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from trackd.models import Action, Envelope, EventRecord, IssueRecord, Kind, Plan
+from trackd.processor.identity import normalised
 from trackd.wire.values import infer_type, is_datetime
 
 #: The schema type of a value by its exact type; the rest take `value_type`'s longer road.
@@ -94,7 +95,7 @@ def plan(envelope: Envelope) -> Plan:
         workspace_id=envelope.workspace_id,
         kind=envelope.kind,
         customer_id=envelope.customer_id,
-        identifiers=envelope.user_identifiers,
+        identifiers=normalised(envelope.user_identifiers),
         device_id=device_id,
         received_at=received_at,
         client_ip=client_ip,
@@ -113,6 +114,7 @@ def plan(envelope: Envelope) -> Plan:
         dropped_events=dropped,
         user_attributes=envelope.user_attributes,
         update_existing_only=envelope.update_existing_only,
+        merges=envelope.merges,
     )
 
 

@@ -10,21 +10,28 @@ A step has two parts, both pure:
 
 `trackd.processor.apply` calls `reads` for every plan of a batch, reads those profiles at once,
 then `run` for every plan in order. A new kind of envelope is one more step and one more row.
+
+A step may instead be a *barrier* (Merge Users): `barrier(batch, plan)` runs alone, in queue
+order, on the batch's open transaction, after the plans before it are written and before the
+plans after it are resolved, so those see what it did (an alias, say).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from trackd.models import Kind, Plan
+from trackd.processor.merge import merge_users
 from trackd.processor.profiles import ProfileView
+from trackd.store.base import Batch
 from trackd.store.records import UserKey
 
 
 class Step(NamedTuple):
     reads: Callable[[Plan], tuple[UserKey, ...]]
     run: Callable[[ProfileView, Plan], None]
+    barrier: Callable[[Batch, Plan], Awaitable[None]] | None = None
 
 
 def _seen_at(plan: Plan) -> tuple[int, int]:
@@ -83,4 +90,6 @@ def track_user(view: ProfileView, plan: Plan) -> None:
 STEPS: dict[Kind, Step] = {
     Kind.EVENT: Step(reads=_event_reads, run=track_event),
     Kind.CUSTOMER: Step(reads=_user_reads, run=track_user),
+    # -- Merge Users (data-api.md §3): a barrier, see `trackd.processor.merge` --
+    Kind.MERGE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=merge_users),
 }

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import msgspec
 
 from trackd.models import Plan, Workspace
-from trackd.store.records import Changes, IdentifierKey, Profile, UserKey
+from trackd.store.records import Changes, IdentifierKey, MergeWrite, Profile, UserKey
 
 
 class WorkspaceStore(Protocol):
@@ -74,6 +74,16 @@ class Batch(Protocol):
     - `profiles`: the stored profiles of these users, for those that have one.
     - `write`: store `changes` (`trackd.store.records.Changes`) as given.
 
+    Merges (Merge Users, Identity Resolution) split a batch into runs: after `claim`, the
+    processor may repeat `aliases`, `owners`, `merged_on`, `profiles`, `write` and `merge`, in
+    any order, each seeing what the calls before it stored in this transaction:
+
+    - `aliases`: the live customer id each of these users' customer ids is an alias of, for
+      those that are aliases (a merged user's id; an alias always names a live profile).
+    - `merged_on`: how many users were merged on each of these identifier values so far (an
+      Identity Resolution merge's `MergeWrite.via`), for those with any.
+    - `merge`: apply each `MergeWrite`, in order (see there).
+
     It is all stored when the `batch()` block exits cleanly, and none of it when the block
     raises: a claimed request id that is not committed is claimed again by a later batch.
     """
@@ -86,6 +96,14 @@ class Batch(Protocol):
 
     async def write(self, changes: Changes) -> None: ...
 
+    # -- merges (Merge Users, Identity Resolution) --
+
+    async def aliases(self, users: list[UserKey]) -> dict[UserKey, str]: ...
+
+    async def merged_on(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, int]: ...
+
+    async def merge(self, merges: list[MergeWrite]) -> None: ...
+
 
 class EventStore(Protocol):
     """Where processed envelopes become users, devices, events, schema and issues.
@@ -96,10 +114,13 @@ class EventStore(Protocol):
       back when it raises. A request id claimed and committed before changes nothing again,
       so redelivery after a crash never double-counts. While a batch is open, the store's
       other calls never see its uncommitted rows (SQLite's wait for it to end).
-    - `user` returns the profile dict of `product.md` (with `devices`), or None.
+    - `user` returns the profile dict of `product.md` (with `devices`), or None; for a merged
+      user's customer id (an alias), the profile it was merged into, which lists its
+      `aliases` (sorted; the key is there only when it has any).
     - `events` returns events newest first (by processing order) and the cursor of the next page
       (None on the last page); with `after_seq`, oldest first after that position, and the
-      position of the last one returned (None when there is none); with `after_seq == FROM_END`,
+      position of the last one returned (None when there is none); a `customer_id` that is an
+      alias filters on the profile it names; with `after_seq == FROM_END`,
       no events and the position of the newest one (0 when none), where a follower starts.
     - `schema`, `issues`, `counts` return what the read API shows for one workspace;
       `add_counts` adds to named per-workspace counters (`{(workspace, name): n}`).

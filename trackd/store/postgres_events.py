@@ -26,10 +26,12 @@ import asyncpg
 import msgspec
 
 from trackd.models import Plan
+from trackd.store import postgres_merge
 from trackd.store.postgres_schema import ensure_partitions
 from trackd.store.records import (
     Changes,
     IdentifierKey,
+    MergeWrite,
     Profile,
     ProfileWrite,
     Rollup,
@@ -122,6 +124,17 @@ class PostgresBatch:
         await _write_profiles(conn, changes.profiles)
         await _write_rollup(conn, changes.rollup)
         await _write_issues(conn, changes.plans)
+
+    # -- merges: `trackd.store.postgres_merge` --
+
+    async def aliases(self, users: list[UserKey]) -> dict[UserKey, str]:
+        return await postgres_merge.aliases(self._conn, users) if users else {}
+
+    async def merged_on(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, int]:
+        return await postgres_merge.merged_on(self._conn, keys) if keys else {}
+
+    async def merge(self, merges: list[MergeWrite]) -> None:
+        await postgres_merge.merge(self._conn, merges)
 
 
 def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from trackd.store.base import FROM_END, EventQuery
+from trackd.store.postgres_merge import aliases_of, live_id
 from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 
 async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
+    customer_id = await live_id(conn, ws, customer_id)  # a merged user's id: where it went
     row = await conn.fetchrow(
         "SELECT attributes, identifiers, first_seen, last_seen, event_count, moengage_id "
         "FROM users "
@@ -30,7 +33,7 @@ async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str,
         ws,
         customer_id,
     )
-    return user_view(customer_id, row, devices)
+    return user_view(customer_id, row, devices, await aliases_of(conn, ws, customer_id))
 
 
 async def events(
@@ -41,6 +44,9 @@ async def events(
             "SELECT max(seq) FROM events WHERE workspace = $1", q.workspace_id
         )
         return [], newest or 0
+    if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
+        live = await live_id(conn, q.workspace_id, q.customer_id)
+        q = msgspec.structs.replace(q, customer_id=live)
     where = ["workspace = $1"]
     args: list[object] = [q.workspace_id]
     for clause, value in (

@@ -74,6 +74,9 @@ def _ms(t: datetime) -> int:
 async def ensure_partitions(conn: asyncpg.Connection, known: set[str], plans: list[Plan]) -> None:
     """Create the monthly partitions `plans` need; `known` remembers those seen to exist."""
     wanted = {partition_of(e.current_time) for p in plans for e in p.events}
+    # A merge stores its own events at the receive time of the plan that made it
+    # (`trackd.processor.merge`): a Merge Users plan, or an Identity Resolution plan that ties.
+    wanted.update(partition_of(p.received_at) for p in plans if p.merges or p.identifiers)
     needed = sorted(p for p in wanted if p is not None and p[0] not in known)
     if not needed:
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from trackd.models import Plan
+from trackd.models import EventRecord, Plan
 
 #: (workspace, identifier name, identifier value): what Identity Resolution looks up.
 IdentifierKey = tuple[str, str, str]
@@ -92,3 +92,24 @@ class Changes:
     identifiers: list[IdentifierRow]
     profiles: list[ProfileWrite]
     rollup: Rollup
+
+
+# -- Merge Users and Identity Resolution merges ---------------------------------------------------
+
+
+class MergeWrite(NamedTuple):
+    """Merge the live profile `merged` into the live profile `retained` (`Batch.merge`): every
+    event of `merged` (event ids kept), its devices (one device id on both: combined as a
+    batch's rollup combines, first seen the earlier, the rest from the later), identifiers and
+    aliases move to `retained`, whose row becomes `profile` (attributes, identifiers, first and
+    last seen) with `merged`'s event count and `len(events)` added; `merged`'s row goes and its
+    customer id (with its moengage_id) becomes an alias of `retained`. `events` (the merge's
+    own) are stored on `retained`. `via` is the identifier value an Identity Resolution merge
+    was made on (None for Merge Users)."""
+
+    workspace_id: str
+    merged: str
+    retained: str
+    profile: Profile
+    events: list[EventRecord]
+    via: tuple[str, str] | None = None  # (identifier name, value)

@@ -24,12 +24,14 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import Plan
+from trackd.store import sqlite_merge
 from trackd.store import sqlite_reads as reads
 from trackd.store.base import EventQuery
 from trackd.store.records import (
     Changes,
     IdentifierKey,
     IdentifierRow,
+    MergeWrite,
     Profile,
     ProfileWrite,
     Rollup,
@@ -178,6 +180,21 @@ class SQLiteBatch:
 
     async def write(self, changes: Changes) -> None:
         await self._store._run(lambda conn: _write(conn, changes))
+
+    # -- merges: `trackd.store.sqlite_merge` --
+
+    async def aliases(self, users: list[UserKey]) -> dict[UserKey, str]:
+        if not users:
+            return {}
+        return await self._store._run(lambda conn: sqlite_merge.aliases(conn, users))
+
+    async def merged_on(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, int]:
+        if not keys:
+            return {}
+        return await self._store._run(lambda conn: sqlite_merge.merged_on(conn, keys))
+
+    async def merge(self, merges: list[MergeWrite]) -> None:
+        await self._store._run(lambda conn: sqlite_merge.merge(conn, merges))
 
 
 def _commit(conn: sqlite3.Connection) -> None:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import msgspec
+
 from trackd.store.base import FROM_END, EventQuery
+from trackd.store.sqlite_merge import aliases_of, live_id
 from trackd.store.views import event_page, issue_views, schema_view, user_view
 
 
 def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
+    customer_id = live_id(conn, ws, customer_id)  # a merged user's id shows where it went
     row = conn.execute(
         "SELECT attributes, identifiers, first_seen, last_seen, event_count, moengage_id "
         "FROM users "
@@ -24,13 +28,15 @@ def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] 
         "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
         (ws, customer_id),
     ).fetchall()
-    return user_view(customer_id, row, devices)
+    return user_view(customer_id, row, devices, aliases_of(conn, ws, customer_id))
 
 
 def events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
     if q.after_seq == FROM_END:
         row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
         return [], row.fetchone()[0] or 0
+    if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
+        q = msgspec.structs.replace(q, customer_id=live_id(conn, q.workspace_id, q.customer_id))
     where, args = ["workspace = ?"], [q.workspace_id]
     for clause, value in (
         ("customer_id = ?", q.customer_id),

@@ -42,11 +42,24 @@ def event_page(
 
 
 def user_view(
-    customer_id: str, row: Sequence[Any], devices: Iterable[Sequence[Any]]
+    customer_id: str,
+    row: Sequence[Any],
+    devices: Iterable[Sequence[Any]],
+    aliases: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A user with its devices, from its `users` row (attributes, identifiers, first_seen,
     last_seen, event_count, moengage_id) and its `devices` rows (device_id, platform, app_version,
-    first_seen, last_seen, last_ip) in the order shown."""
+    first_seen, last_seen, last_ip) in the order shown; `aliases` (the customer ids merged into
+    it, sorted) only when it has any."""
+    view = _user_view(customer_id, row, devices)
+    if aliases:
+        view["aliases"] = list(aliases)
+    return view
+
+
+def _user_view(
+    customer_id: str, row: Sequence[Any], devices: Iterable[Sequence[Any]]
+) -> dict[str, Any]:
     attributes, identifiers, first_seen, last_seen, event_count, moengage_id = row
     return {
         "customer_id": customer_id,

@@ -308,3 +308,36 @@ def id_too_long(attribute: str, limit: int) -> ContractError:  # rows 19-20's fa
     return ContractError(
         400, MISSING, f"{attribute} is expected to be at most {limit} characters", attribute
     )
+
+
+# Merge Users (data-api.md §3, REF §6.4) ---------------------------------------------------------
+
+MERGE_SUCCESS_OPERATION = "created"
+MAX_MERGE_PAIRS = 50
+
+
+def merge_success_json(request_id: str, warnings: list[Any]) -> bytes:
+    """Merge Users' 200: ``{"status": "success", "operation": "created", "request_id": R}``
+    (REF §6.4's body, with trackd's request id); it drops nothing, so it has no warnings."""
+    body = {"status": "success", "operation": MERGE_SUCCESS_OPERATION, "request_id": request_id}
+    return msgspec.json.encode(body)
+
+
+def empty_array(attribute: str) -> ContractError:  # row 21's wording for another array
+    return ContractError(400, MISSING, f"{attribute} can not be empty Array", attribute)
+
+
+def limit_breached(attribute: str, limit: int) -> ContractError:  # REF §3 (Get User's wording)
+    return ContractError(400, "LimitBreached", f"max limit allowed is {limit}", attribute)
+
+
+def not_a_string(attribute: str) -> ContractError:  # REF §2.3, Merge's example
+    return expected(attribute, "String or Unicode String.")
+
+
+def empty_string(attribute: str) -> ContractError:  # row 20's wording for another id
+    return ContractError(400, MISSING, f"{attribute} can not be empty Unicode String", attribute)
+
+
+def rate_limit_error() -> ContractError:  # REF §2.3: Track User's, Get User's and Merge's 429
+    return ContractError(429, "RateLimitError", "Rate limit exceeded")

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from trackd.errors import ContractError
-from trackd.models import Action, Warning, Workspace
+from trackd.models import Action, MergePair, Warning, Workspace
 from trackd.wire import contract, times, values
 
 PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV", "unknown")}
@@ -44,6 +44,7 @@ class Validated(msgspec.Struct, frozen=True):
     event_count: int  # actions as sent: what the rate limit counts
     user_attributes: dict[str, Any] | None = None  # Track User only
     update_existing_only: bool = False  # Track User only
+    merges: list[MergePair] | None = None  # Merge Users only
 
 
 def validate_event(
