@@ -16,6 +16,7 @@ from tests.factories import basic
 from trackd import admin
 from trackd.edge.app import TrackdApp
 from trackd.limiter.memory import MemoryLimiter
+from trackd.queue.base import Queue
 from trackd.queue.memory import MemoryQueue
 from trackd.services import Services
 from trackd.settings import Settings
@@ -73,8 +74,9 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def started(tmp_path: Path) -> AsyncIterator[Harness]:
-    """The harness, its app started on `tmp_path` with workspace WS1; shut down on leaving."""
+async def started(tmp_path: Path, queue: Queue | None = None) -> AsyncIterator[Harness]:
+    """The harness, its app started on `tmp_path` with workspace WS1 (on the memory queue, or
+    on `queue`); shut down on leaving."""
     settings = Settings(
         registry_refresh_seconds=0.05, data_dir=str(tmp_path), admin_token="tok", processor="inline"
     )
@@ -83,7 +85,7 @@ async def started(tmp_path: Path) -> AsyncIterator[Harness]:
             settings,
             workspaces=MemoryWorkspaceStore(),
             events=open_event_store("memory://"),
-            queue=MemoryQueue(),
+            queue=queue or MemoryQueue(),
             limiter=MemoryLimiter(),
         )
     )

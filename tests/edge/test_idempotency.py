@@ -15,16 +15,9 @@ import msgspec
 import pytest
 
 from tests.edge.answers import failure, queued, success
-from tests.factories import SEED_BODY, basic
-from tests.harness import Harness
-from trackd import admin
-from trackd.edge.app import TrackdApp
-from trackd.limiter.memory import MemoryLimiter
+from tests.factories import SEED_BODY
+from tests.harness import Harness, started
 from trackd.queue.sqlite import SQLiteQueue
-from trackd.services import Services
-from trackd.settings import Settings
-from trackd.store import open_event_store
-from trackd.store.memory import MemoryWorkspaceStore
 
 pytestmark = pytest.mark.anyio
 
@@ -109,37 +102,13 @@ async def test_concurrent_requests_with_one_key_and_two_bodies_store_one_and_ref
 ) -> None:
     """On the SQLite queue both pass the first look before either commits (group commit): the
     queue's dedupe picks the winner, and the loser, another body, gets the 422."""
-    app = TrackdApp(
-        Services(
-            Settings(data_dir=str(tmp_path), processor="off"),
-            workspaces=MemoryWorkspaceStore(),
-            events=open_event_store("memory://"),
-            queue=SQLiteQueue(tmp_path / "queue.db"),
-            limiter=MemoryLimiter(),
-        )
-    )
-    await app.startup()
-    try:
-        _, key = await admin.create_workspace(app.store, workspace_id="WS1")
-        await app.registry.reload()
-        await app.queue.get("inspect", 1, 0)
-        headers = {
-            "Authorization": basic("WS1", key),
-            "Content-Type": "application/json",
-            "Idempotency-Key": "same-key",
-        }
+    async with started(tmp_path, SQLiteQueue(tmp_path / "queue.db")) as harness:
+        headers = keyed(harness, "same-key")
         bodies = [SEED_BODY, {**SEED_BODY, "customer_id": "other"}]
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            answers = await asyncio.gather(
-                *(client.post("/v1/event/WS1", json=b, headers=headers) for b in bodies)
-            )
+        answers = await asyncio.gather(*(harness.post(b, headers=headers) for b in bodies))
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [200, 422]
         [winner] = [b for b, a in zip(bodies, answers, strict=True) if a.status_code == 200]
-        [delivery] = await app.queue.get("inspect", 100, 0)
-        assert delivery.envelope.customer_id == winner["customer_id"]
-        after = await app.limiter.peek("WS1", 30000)
+        assert [e.customer_id for e in await harness.queued()] == [winner["customer_id"]]
+        after = await harness.app.limiter.peek("WS1", 30000)
         assert after.remaining == 30000 - 1  # the 422 gave its quota back
-    finally:
-        await app.shutdown()

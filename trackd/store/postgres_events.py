@@ -27,6 +27,7 @@ import msgspec
 
 from trackd.models import Plan
 from trackd.store import postgres_merge
+from trackd.store.postgres_merge import DEVICE_CONFLICT
 from trackd.store.postgres_schema import ensure_partitions
 from trackd.store.records import (
     Changes,
@@ -217,16 +218,9 @@ _UPSERT_USERS = (
     "last_seen = greatest(u.last_seen, excluded.last_seen), "
     "event_count = u.event_count + excluded.event_count"
 )
-_NEWER = "excluded.last_seen >= d.last_seen"
 _UPSERT_DEVICES = (
     "INSERT INTO devices AS d SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-    "$4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[]) "
-    "ON CONFLICT (workspace, customer_id, device_id) DO UPDATE SET "
-    "first_seen = least(d.first_seen, excluded.first_seen), "
-    f"platform = CASE WHEN {_NEWER} THEN excluded.platform ELSE d.platform END, "
-    f"app_version = CASE WHEN {_NEWER} THEN excluded.app_version ELSE d.app_version END, "
-    f"last_ip = CASE WHEN {_NEWER} THEN excluded.last_ip ELSE d.last_ip END, "
-    "last_seen = greatest(d.last_seen, excluded.last_seen)"
+    "$4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[]) " + DEVICE_CONFLICT
 )
 _UPSERT_SCHEMA_EVENTS = (
     "INSERT INTO schema_events AS s SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], "

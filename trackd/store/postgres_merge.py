@@ -15,16 +15,20 @@ from trackd.store.records import IdentifierKey, MergeWrite, UserKey
 _encode = msgspec.json.Encoder().encode
 
 _NEWER = "excluded.last_seen >= d.last_seen"
-_MOVE_DEVICES = (
-    "INSERT INTO devices AS d (workspace, customer_id, device_id, platform, app_version, "
-    "first_seen, last_seen, last_ip) SELECT workspace, $1, device_id, platform, app_version, "
-    "first_seen, last_seen, last_ip FROM devices WHERE workspace = $2 AND customer_id = $3 "
+#: A device row meeting a stored one (`devices AS d`): the span widens, the latest state wins.
+DEVICE_CONFLICT = (
     "ON CONFLICT (workspace, customer_id, device_id) DO UPDATE SET "
     "first_seen = least(d.first_seen, excluded.first_seen), "
     f"platform = CASE WHEN {_NEWER} THEN excluded.platform ELSE d.platform END, "
     f"app_version = CASE WHEN {_NEWER} THEN excluded.app_version ELSE d.app_version END, "
     f"last_ip = CASE WHEN {_NEWER} THEN excluded.last_ip ELSE d.last_ip END, "
     "last_seen = greatest(d.last_seen, excluded.last_seen)"
+)
+_MOVE_DEVICES = (
+    "INSERT INTO devices AS d (workspace, customer_id, device_id, platform, app_version, "
+    "first_seen, last_seen, last_ip) SELECT workspace, $1, device_id, platform, app_version, "
+    "first_seen, last_seen, last_ip FROM devices WHERE workspace = $2 AND customer_id = $3 "
+    + DEVICE_CONFLICT
 )
 #: ($1 retained, $2 workspace, $3 merged): what moves as it is.
 _REPOINT = (

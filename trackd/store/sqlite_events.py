@@ -37,6 +37,7 @@ from trackd.store.records import (
     Rollup,
     UserKey,
 )
+from trackd.store.sqlite_merge import DEVICE_CONFLICT
 from trackd.store.sqlite_schema import migrate
 
 T = TypeVar("T")
@@ -331,16 +332,7 @@ def _write_rollup(conn: sqlite3.Connection, r: Rollup) -> None:
         [(ws, c, u.first_seen, u.last_seen, u.event_count) for (ws, c), u in r.users.items()],
     )
     conn.executemany(
-        "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (workspace, customer_id, device_id) DO UPDATE SET "
-        "first_seen = min(first_seen, excluded.first_seen), "
-        "platform = CASE WHEN excluded.last_seen >= last_seen THEN excluded.platform "
-        "ELSE platform END, "
-        "app_version = CASE WHEN excluded.last_seen >= last_seen THEN excluded.app_version "
-        "ELSE app_version END, "
-        "last_ip = CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_ip "
-        "ELSE last_ip END, "
-        "last_seen = max(last_seen, excluded.last_seen)",
+        "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?) " + DEVICE_CONFLICT,
         [
             (ws, c, d, v.platform, v.app_version, v.first_seen, v.last_seen, v.last_ip)
             for (ws, c, d), v in r.devices.items()

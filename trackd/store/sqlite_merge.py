@@ -14,19 +14,21 @@ from trackd.store.records import IdentifierKey, MergeWrite, UserKey
 _encode = msgspec.json.Encoder().encode
 
 _ALIAS = "SELECT customer_id FROM user_aliases WHERE workspace = ? AND alias = ?"
+_NEWER = "excluded.last_seen >= last_seen"
+#: A device row meeting a stored one: the span widens, the latest state wins.
+DEVICE_CONFLICT = (
+    "ON CONFLICT (workspace, customer_id, device_id) DO UPDATE SET "
+    "first_seen = min(first_seen, excluded.first_seen), "
+    f"platform = CASE WHEN {_NEWER} THEN excluded.platform ELSE platform END, "
+    f"app_version = CASE WHEN {_NEWER} THEN excluded.app_version ELSE app_version END, "
+    f"last_ip = CASE WHEN {_NEWER} THEN excluded.last_ip ELSE last_ip END, "
+    "last_seen = max(last_seen, excluded.last_seen)"
+)
 _MOVE_DEVICES = (
     "INSERT INTO devices (workspace, customer_id, device_id, platform, app_version, "
     "first_seen, last_seen, last_ip) SELECT workspace, ?, device_id, platform, app_version, "
     "first_seen, last_seen, last_ip FROM devices WHERE workspace = ? AND customer_id = ? "
-    "ON CONFLICT (workspace, customer_id, device_id) DO UPDATE SET "
-    "first_seen = min(first_seen, excluded.first_seen), "
-    "platform = CASE WHEN excluded.last_seen >= last_seen THEN excluded.platform "
-    "ELSE platform END, "
-    "app_version = CASE WHEN excluded.last_seen >= last_seen THEN excluded.app_version "
-    "ELSE app_version END, "
-    "last_ip = CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_ip "
-    "ELSE last_ip END, "
-    "last_seen = max(last_seen, excluded.last_seen)"
+    + DEVICE_CONFLICT
 )
 #: (retained, workspace, merged): what moves as it is.
 _REPOINT = (
