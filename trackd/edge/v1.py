@@ -81,6 +81,9 @@ class V1Route:
     #: its own (REF §2.3; data-api.md §0: one wording per endpoint).
     answer: Answer = track_answer
     rate_limited: Callable[[], ContractError] = contract.rate_limited
+    #: The documented shape of its body (a msgspec Struct beside its validator in `trackd.wire`):
+    #: what `/openapi.json` shows as the request (issue 12 item 5: generated, never hand-written).
+    body: type | None = None
 
 
 V1_ROUTES: tuple[V1Route, ...] = (
