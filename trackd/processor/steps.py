@@ -95,5 +95,7 @@ STEPS: dict[Kind, Step] = {
     Kind.MERGE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=merge_users),
     # -- Track Device (data-api.md §1): a barrier, see `trackd.processor.devices` --
     Kind.DEVICE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=track_device),
-    # Bulk Import (data-api.md §2) has no step: `trackd.processor.apply` applies its parts.
+    # -- Bulk Import (data-api.md §2): never run; `trackd.processor.apply.expanded` puts its
+    # parts (its elements' plans, each of the kinds above) in its place once it is claimed --
+    Kind.BULK: Step(reads=lambda plan: (), run=lambda view, plan: None),
 }
