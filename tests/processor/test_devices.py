@@ -52,7 +52,7 @@ def test_devices_sharing_an_identifier_are_replaced_keeping_the_earliest_first_s
 
 
 def test_the_thousand_and_first_device_is_dropped_but_the_thousandth_is_updated() -> None:
-    stored = [StoredDevice(f"x{i}", {"push_id": f"p{i}"}, 1) for i in range(MAX_DEVICES_PER_USER)]
+    stored = [StoredDevice(f"x{i}", {"push_id": f"q{i}"}, 1) for i in range(MAX_DEVICES_PER_USER)]
     assert device_write(plan(SENT), "u1", SENT, True, stored) == (
         None,
         [issue("device_limit", "device_id")],
@@ -60,7 +60,7 @@ def test_the_thousand_and_first_device_is_dropped_but_the_thousandth_is_updated(
     known = Device(device_id="x5", platform="iOS", attributes={"push_id": "new"})
     write, issues = device_write(plan(known), "u1", known, True, stored)
     assert (issues, write is not None) == ([], True)
-    replacing = Device(device_id="new", platform="iOS", attributes={"push_id": "p7"})
+    replacing = Device(device_id="new", platform="iOS", attributes={"push_id": "q7"})
     write, issues = device_write(plan(replacing), "u1", replacing, True, stored)
     assert issues == []
     assert write is not None and write.replaces == ("x7",)  # the count stays 1,000
