@@ -41,8 +41,10 @@ async def test_a_device_shows_on_the_profile_with_every_attribute_kept(backend: 
         assert (
             await ws.post(f"/v1/event/{ws.id}", {**EVENT, "customer_id": "ada"})
         ).status_code == 200
-        body = device("ada", "pixel", model="Pixel 8", os_version="14", moe_gaid="g-1",
-                      app_version="2.1", moe_push_opted="True", idfv="v-1", colour="red")  # fmt: skip
+        body = device(
+            "ada", "pixel", model="Pixel 8", os_version="14", moe_gaid="g-1",
+            app_version="2.1", moe_push_opted="True", idfv="v-1", colour="red",
+        )  # fmt: skip
         response = await ws.post(f"/v1/device/{ws.id}", body)
         assert response.status_code == 200
         assert response.json() == {

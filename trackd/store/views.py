@@ -50,8 +50,8 @@ def user_view(
     """A user with its devices, from its `users` row (attributes, identifiers, first_seen,
     last_seen, event_count, moengage_id) and its `devices` rows (device_id, platform, app_version,
     first_seen, last_seen, last_ip, attributes) in the order shown, each device with the
-    attributes Track Device kept (push_id, model, …) beside its columns; `aliases` (the customer ids merged into
-    it, sorted) only when it has any."""
+    attributes Track Device kept (push_id, model, …) beside its columns; `aliases` (the
+    customer ids merged into it, sorted) only when it has any."""
     view = _user_view(customer_id, row, devices)
     if aliases:
         view["aliases"] = list(aliases)

@@ -44,10 +44,9 @@ ELEMENT_KINDS: dict[str, tuple[Kind, ElementValidate]] = {
 }
 
 
-class BulkCustomer(msgspec.Struct, omit_defaults=True):
+class BulkCustomer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="customer"):
     """A Track User body (`type` ``"customer"``) as an element of Bulk Import."""
 
-    type: Literal["customer"]
     customer_id: str
     attributes: dict[str, Any] | None = None
     update_existing_only: bool | None = None
@@ -65,10 +64,9 @@ class BulkAction(msgspec.Struct, omit_defaults=True):
     user_timezone_offset: int | None = None
 
 
-class BulkEvent(msgspec.Struct, omit_defaults=True):
+class BulkEvent(msgspec.Struct, omit_defaults=True, tag_field="type", tag="event"):
     """A Track Event body (`type` ``"event"``) as an element of Bulk Import."""
 
-    type: Literal["event"]
     actions: list[BulkAction]
     customer_id: str | None = None
     device_id: str | None = None

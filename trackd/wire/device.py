@@ -58,11 +58,10 @@ class DeviceAttributes(msgspec.Struct, omit_defaults=True):
     idfv: str | None = None
 
 
-class TrackDeviceBody(msgspec.Struct, omit_defaults=True):
+class TrackDeviceBody(msgspec.Struct, omit_defaults=True, tag_field="type", tag="device"):
     """Track Device's request body (`POST /v1/device/{workspace_id}`, REF §6.3): a device of
-    an existing user, who gets it (or its update) in queue order."""
+    an existing user, who gets it (or its update) in queue order. `type` is ``"device"``."""
 
-    type: Literal["device"]
     customer_id: str
     device_id: str
     attributes: DeviceAttributes
