@@ -135,7 +135,7 @@ def resolve(
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DAYS: dict[int, str] = {}  # day number -> "YYYY-MM-DDT": events cluster on few days
+_DATES: dict[int, str] = {}  # day number -> "YYYY-MM-DDT": events cluster on few days
 _CLOCK = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]  # minute of the day
 _SECONDS = [f"{s:02d}." for s in range(60)]
 _MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
@@ -146,10 +146,10 @@ def iso(epoch_ms: int) -> str:
     date once per day seen): an export of millions of events spent most of its time here."""
     seconds, ms = divmod(epoch_ms, 1000)
     day, second = divmod(seconds, 86_400)
-    date = _DAYS.get(day)
+    date = _DATES.get(day)
     if date is None:
-        if len(_DAYS) >= 4096:
-            _DAYS.clear()
-        date = _DAYS[day] = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        if len(_DATES) >= 4096:
+            _DATES.clear()
+        date = _DATES[day] = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
     minute, second = divmod(second, 60)
     return date + _CLOCK[minute] + _SECONDS[second] + _MILLIS[ms]
