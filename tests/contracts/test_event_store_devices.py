@@ -14,15 +14,46 @@ from typing import Any
 import pytest
 
 from tests.contracts import postgres_db
-from tests.contracts.test_event_store_merge import EVENT_STORES, RECEIVED, T, act, event
-from trackd.models import Device, Envelope, Kind, MergePair, Warning
+from tests.services import needs_service
+from trackd.models import Action, Device, Envelope, Kind, MergePair, Plan, Warning
 from trackd.processor.apply import apply
 from trackd.processor.plan import plan
+from trackd.store import open_event_store
 from trackd.store.base import EventQuery, EventStore
 from trackd.store.records import DeviceWrite, StoredDevice
 
 pytestmark = pytest.mark.anyio
-assert postgres_db  # the postgres param of EVENT_STORES needs it imported
+
+T = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
+RECEIVED = T + 60_000  # 2023-11-14T22:14:20.000Z
+
+EVENT_STORES = [
+    pytest.param(lambda tmp_path: open_event_store("memory://"), id="memory"),
+    pytest.param(lambda tmp_path: open_event_store(f"sqlite:///{tmp_path}/events.db"), id="sqlite"),
+    pytest.param(
+        lambda tmp_path: open_event_store(postgres_db.store_url()),
+        id="postgres",
+        marks=needs_service("postgresql", postgres_db.available),
+    ),
+]
+
+
+def act(index: int, name: str, at: int) -> Action:
+    return Action(
+        index=index, action=name, attributes={}, platform="ANDROID", app_version="1.0",
+        current_time=at, user_time=at, user_timezone_offset=0,
+    )  # fmt: skip
+
+
+def event(request_id: str, customer_id: str, *times: int) -> Plan:
+    return plan(
+        Envelope(
+            request_id=request_id, workspace_id="WS1", received_at=RECEIVED,
+            customer_id=customer_id, device_id=None,
+            actions=[act(i, "Opened", at) for i, at in enumerate(times)],
+            client_ip="198.51.100.7", event_count=len(times),
+        )
+    )  # fmt: skip
 
 
 @pytest.fixture(params=EVENT_STORES)
