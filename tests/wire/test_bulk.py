@@ -72,3 +72,17 @@ def test_the_documented_body_type_decodes_every_element_kind() -> None:
     assert [type(e).__name__ for e in decoded.elements] == [
         "BulkCustomer", "BulkEvent", "TrackDeviceBody"
     ]  # fmt: skip
+
+
+def test_a_portfolio_workspace_needs_its_project_code_once_for_the_whole_request() -> None:
+    from tests.wire.events import PORTFOLIO
+
+    payload = {"type": "transition", "elements": [CUSTOMER, DEVICE]}
+    with pytest.raises(ContractError) as caught:
+        validate_bulk(payload, PORTFOLIO, None, 0)
+    assert (caught.value.message, caught.value.attribute) == (
+        "project_code is required for this workspace",
+        "project_code",
+    )
+    validated = validate_bulk(payload, PORTFOLIO, "P1", 0)
+    assert [kind for kind, _ in validated.elements or []] == [Kind.CUSTOMER, Kind.DEVICE]

@@ -84,3 +84,15 @@ def test_the_documented_body_type_decodes_the_documented_example() -> None:
     decoded = msgspec.convert(example, TrackDeviceBody)
     assert decoded.attributes.model == "m"
     assert TrackDeviceBody.__doc__ and "existing user" in TrackDeviceBody.__doc__
+
+
+def test_a_portfolio_workspace_needs_its_project_code_after_type() -> None:
+    from tests.wire.events import PORTFOLIO
+
+    with pytest.raises(ContractError) as caught:
+        validate_device({"type": "device"}, PORTFOLIO, "nope", 0)
+    assert (caught.value.message, caught.value.attribute) == (
+        "Given project_code is invalid.",
+        "project_code",
+    )
+    assert validate_device(body(), PORTFOLIO, "P1", 0).customer_id == "42"

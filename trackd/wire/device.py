@@ -44,8 +44,8 @@ FLAGS = frozenset({"moe_push_opted", "moe_push_provisional_opted"})
 
 
 class DeviceAttributes(msgspec.Struct, omit_defaults=True):
-    """A device's attributes (REF §6.3): `platform` and `push_id` are required; any other
-    attribute is dropped with warning `custom_device_attribute`."""
+    """A device's attributes (REF §6.3): `platform` (matched case-insensitively) and `push_id`
+    are required; any other attribute is dropped with warning `custom_device_attribute`."""
 
     platform: Literal["ANDROID", "iOS", "web", "TV"]
     push_id: str
