@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -55,9 +56,11 @@ def run_request_log(opts: Options, rounds: int = 2) -> list[Result]:
     """Single-event trackd with its request log on (the default) and off, alternated `rounds`
     times on fresh servers, so that the machine's drift falls on both alike."""
     results = []
-    for _ in range(rounds):
+    for n in range(rounds):
+        scratch = opts.scratch / f"round-{n}"  # each round's servers in folders of their own
+        scratch.mkdir()
         for name in ("nginx", "trackd", "trackd-nolog"):
-            results.append(measure(opts, name, SINGLE))
+            results.append(measure(dataclasses.replace(opts, scratch=scratch), name, SINGLE))
     return results
 
 

@@ -268,12 +268,15 @@ async def test_a_flood_never_waits_drops_the_oldest_counts_them_and_keeps_the_la
         assert response.status_code == 200  # the log's store is stuck: a 200 does not wait
         ids.append(response.headers["x-request-id"])
         if n == 20:
-            await asyncio.sleep(0.4)  # the flusher takes what is buffered, and is held
-    assert len(log.held) == 1
-    held = log.held[0]
-    assert 0 < held <= 21
-    dropped = 60 - held - 10  # the buffer holds 10 more; older ones went
-    assert app.counters.request_log_dropped == dropped
+            await asyncio.sleep(0.7)  # the flusher takes what is buffered, and is held
+    assert len(log.held) == 1  # one batch, held; what came after waits in the buffer
+    assert log.held[0] == 5  # of each workspace, only the newest `keep` are written
+    assert len(app.recorder.buffer) == 10  # full
+    dropped = app.counters.request_log_dropped
+    # at most the 21 sent before the pause went with the held batch; the buffer keeps 10 of
+    # the rest: every other one was dropped, the oldest first
+    assert 60 - 21 - 10 <= dropped < 60 - 10
+    assert [e.request_id for e in app.recorder.buffer] == ids[-10:]
     metrics = (await client.get("/metrics", headers={"Authorization": "Bearer tok"})).text
     assert f"trackd_request_log_dropped_total {dropped}.0" in metrics
 
@@ -290,3 +293,19 @@ async def test_a_flood_never_waits_drops_the_oldest_counts_them_and_keeps_the_la
     minutes = activity.json()["minutes"]
     assert sum(m["accepted_requests"] for m in minutes) == 60  # counted, dropped or not
     assert sum(m["accepted_events"] for m in minutes) == 60
+
+
+def test_a_flush_writes_only_the_newest_keep_of_each_workspace_in_order() -> None:
+    from collections import deque
+
+    from trackd.edge.request_log import _newest
+
+    def e(ws: str, n: int) -> RequestEntry:
+        return RequestEntry(
+            workspace_id=ws, at=n, endpoint="Track Event", method="POST", path="/",
+            status=200, request_id=f"{ws}{n}",
+        )  # fmt: skip
+
+    buffer = deque([e("A", 0), e("B", 1), e("A", 2), e("A", 3), e("B", 4), e("A", 5)])
+    assert [x.request_id for x in _newest(buffer, 2)] == ["A3", "B1", "B4", "A5"]
+    assert [x.request_id for x in _newest(buffer, 6)] == [x.request_id for x in buffer]

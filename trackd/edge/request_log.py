@@ -2,8 +2,10 @@
 known workspace, written off the hot path.
 
 `RequestRecorder.record` only appends to a bounded in-memory buffer and adds to per-minute
-counts; a background task writes both to the store (`trackd.store.request_log.RequestLog`)
-every `FLUSH_SECONDS`, or sooner once `FLUSH_AT` entries wait. A 200 never waits for it. When
+counts; a background task writes both to the store (`trackd.store.base.RequestLog`) every
+`FLUSH_SECONDS`, or sooner once `FLUSH_AT` entries wait. A 200 never waits for it. Of each
+workspace only the newest `keep` entries of a flush are written (the store would keep no
+more), so under load the store's work per flush is bounded whatever the rate. When
 the buffer is full (the store is slow or down, or a flood outruns it) the oldest entry goes and
 `EdgeCounters.request_log_dropped` counts it (`trackd_request_log_dropped_total`); a batch the
 store refuses is dropped and counted the same way, never retried without bound.
@@ -22,8 +24,8 @@ from trackd.store.base import MinuteCounts, RequestLog
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.25
-FLUSH_AT = 1000
+FLUSH_SECONDS = 0.5
+FLUSH_AT = 5000
 MINUTE_MS = 60_000
 
 
@@ -84,7 +86,7 @@ class RequestRecorder:
             await self.flush()
 
     async def flush(self) -> None:
-        entries = list(self.buffer)
+        entries = _newest(self.buffer, self.keep)
         self.buffer.clear()
         minutes: dict[tuple[str, int], MinuteCounts] = {
             key: (a, b, c) for key, (a, b, c) in self.minutes.items()
@@ -99,3 +101,18 @@ class RequestRecorder:
         except Exception:
             log.exception("could not record %d requests in the request log", len(entries))
             self.counters.request_log_dropped += len(entries)
+
+
+def _newest(buffer: deque[RequestEntry], keep: int) -> list[RequestEntry]:
+    """The newest `keep` entries of each workspace in `buffer`, in order."""
+    if len(buffer) <= keep:
+        return list(buffer)
+    seen: dict[str, int] = {}
+    newest = []
+    for entry in reversed(buffer):
+        n = seen.get(entry.workspace_id, 0)
+        if n < keep:
+            seen[entry.workspace_id] = n + 1
+            newest.append(entry)
+    newest.reverse()
+    return newest
