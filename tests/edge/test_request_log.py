@@ -307,5 +307,5 @@ def test_a_flush_writes_only_the_newest_keep_of_each_workspace_in_order() -> Non
         )  # fmt: skip
 
     buffer = deque([e("A", 0), e("B", 1), e("A", 2), e("A", 3), e("B", 4), e("A", 5)])
-    assert [x.request_id for x in _newest(buffer, 2)] == ["A3", "B1", "B4", "A5"]
+    assert [x.request_id for x in _newest(buffer, 2)] == ["B1", "A3", "B4", "A5"]
     assert [x.request_id for x in _newest(buffer, 6)] == [x.request_id for x in buffer]
