@@ -165,3 +165,34 @@ async def test_serve_stops_at_once_with_a_live_stream_open(trackd: Launcher) -> 
             started = time.monotonic()
             assert server.terminate() == 0
             assert time.monotonic() - started < 5  # not the 10 s graceful timeout
+
+
+HOSTILE = '<img src=x onerror=alert(1)></script><script>alert(2)</script>javascript:alert(3)"\\'
+
+
+async def test_hostile_names_and_values_come_back_verbatim_as_json(server: TrackdProcess) -> None:
+    async with server.client() as client:
+        ws = await Workspace.create(server, client)
+        headers = {"Authorization": basic(ws.id, ws.key)}
+        async with live(client, ws.id, headers) as stream:
+            await ws.send(HOSTILE, customer_id=HOSTILE, **{HOSTILE: HOSTILE, "url": "javascript:x"})
+            (message,) = await stream.messages(1)
+        bad = await client.post(
+            f"/v1/event/{ws.id}",
+            content=b'{"customer_id": "'
+            + HOSTILE.replace("\\", "\\\\").replace('"', '\\"').encode()
+            + b'", "actions": []}',
+            headers=ws.headers(**{"User-Agent": HOSTILE}),
+        )
+        assert bad.status_code == 400
+        (rejected,) = await ws.requests(
+            lambda rows: any(r["status"] == 400 for r in rows), status="4xx"
+        )
+
+    data = message["data"]
+    assert (data["action"], data["customer_id"]) == (HOSTILE, HOSTILE)
+    assert data["attributes"] == {HOSTILE: HOSTILE, "url": "javascript:x"}
+    assert rejected["customer_id"] == HOSTILE
+    assert rejected["user_agent"] == HOSTILE
+    assert rejected["headers"]["user-agent"] == HOSTILE
+    assert HOSTILE.replace("\\", "\\\\").replace('"', '\\"') in rejected["body"]
