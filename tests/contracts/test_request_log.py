@@ -1,5 +1,5 @@
 """The RequestLog contract (trackd/store/base.py), run against SQLite (on disk and in memory)
-and PostgreSQL; and the event store's part of the live stream (`with_seq`, `request_warnings`)."""
+and PostgreSQL (the event store's part of the live stream is in test_event_store.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 
 from tests.contracts import postgres_db
-from tests.contracts.test_event_store import EVENT_STORES, EventStoreFactory, act, env
 from tests.services import needs_service
 from trackd.models import RequestEntry, RequestError, Warning
-from trackd.processor.apply import apply
-from trackd.processor.plan import plan
 from trackd.store import open_request_log
-from trackd.store.base import MINUTES_KEPT_MS, EventQuery, RequestLog, RequestQuery
+from trackd.store.base import MINUTES_KEPT_MS, RequestLog, RequestQuery
 
 pytestmark = pytest.mark.anyio
 
@@ -182,43 +179,3 @@ async def test_minutes_add_up_and_old_ones_go(log: RequestLog) -> None:
     await log.add_minutes({("WS1", later): (1, 1, 1)})
     assert await log.minutes("WS1", 0) == {minute + 60_000: (0, 0, 4), later: (1, 1, 1)}
     assert await log.minutes("WS2", 0) == {minute: (9, 9, 9)}
-
-
-# -- the event store's part of the live stream --
-
-
-@pytest.fixture(params=EVENT_STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    factory: EventStoreFactory = request.param
-    s = factory(tmp_path)
-    await s.open()
-    yield s
-    await s.aclose()
-
-
-async def test_events_with_seq_and_the_warnings_of_their_requests(store: Any) -> None:
-    warned = env(
-        "w1",
-        act(0, "A", T),
-        act(2, "B", T),
-        warnings=[Warning(1, "reserved_prefix"), Warning(2, "value_truncated", "desc")],
-        received_at=T + 5,
-    )
-    clean = env("c1", act(0, "C", T), received_at=T + 6)
-    await apply(store, [plan(warned), plan(clean)])
-    events, last = await store.events(EventQuery(workspace_id="WS1", after_seq=0, with_seq=True))
-    assert [e["action"] for e in events] == ["A", "B", "C"]
-    seqs = [e["seq"] for e in events]
-    assert seqs == sorted(seqs) and last == seqs[-1]
-    plain, _ = await store.events(EventQuery(workspace_id="WS1", after_seq=0))
-    assert plain == [{k: v for k, v in e.items() if k != "seq"} for e in events]
-    warnings = await store.request_warnings("WS1", ["w1", "c1", "w1"], T + 5, T + 6)
-    assert warnings == {
-        "w1": [
-            {"index": 1, "reason": "reserved_prefix"},
-            {"index": 2, "reason": "value_truncated", "attribute": "desc"},
-        ]
-    }
-    assert await store.request_warnings("WS1", ["w1"], T + 6, T + 9) == {}
-    assert await store.request_warnings("WS2", ["w1"], T, T + 9) == {}
-    assert await store.request_warnings("WS1", [], T, T + 9) == {}
