@@ -5,7 +5,7 @@ import { s } from "./dom.js";
 
 const WIDTH = 860;
 const HEIGHT = 260;
-const MARGIN = { top: 16, right: 20, bottom: 34, left: 52 };
+const MARGIN = { top: 36, right: 20, bottom: 34, left: 52 };
 
 function niceMax(value) {
   if (value <= 5) return 5;
@@ -79,7 +79,7 @@ export function lineChart(points, series, { title = "" } = {}) {
   const legend = series.map((one, i) =>
     s(
       "g",
-      { class: "legend", transform: `translate(${MARGIN.left + 10 + i * 190}, ${MARGIN.top + 4})` },
+      { class: "legend", transform: `translate(${MARGIN.left + i * 170}, 8)` },
       s("rect", { class: `swatch ${one.className}`, x: 0, y: 0, width: 12, height: 12, rx: 2 }),
       s("text", { class: "legend-text", x: 18, y: 10 }, one.name),
     ),

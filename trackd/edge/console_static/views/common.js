@@ -69,3 +69,10 @@ export function select(row) {
   for (const other of row.parentNode.querySelectorAll("tr.selected")) other.classList.remove("selected");
   row.classList.add("selected");
 }
+
+const NUMERIC = new Set(["Count", "Used", "Limit", "Events", "Action index"]);
+
+/** A column header; a numeric column's header is right-aligned like its cells. */
+export function th(name) {
+  return h("th", { scope: "col", class: NUMERIC.has(name) ? "num" : false }, name);
+}

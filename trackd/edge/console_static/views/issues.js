@@ -1,7 +1,7 @@
 // Issues: what the processor dropped or rewrote, grouped by reason, with counts and examples.
 
 import { h, replace, when } from "../dom.js";
-import { every, fetchOr, pill, statusLine } from "./common.js";
+import { every, fetchOr, pill, statusLine, th } from "./common.js";
 
 const EXAMPLES = 5;
 
@@ -30,14 +30,14 @@ export const view = {
         h(
           "div",
           { class: "panel" },
-          h("table", { class: "grid", id: "issues-summary" }, h("thead", {}, h("tr", {}, ["Reason", "Count", "Attributes"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, sorted.map(([reason, items]) => h("tr", {}, h("td", {}, pill(reason, "warn")), h("td", { class: "num" }, String(items.length)), h("td", { class: "clip" }, [...new Set(items.map((i) => i.attribute ?? ""))].slice(0, 8).join(", ")))))),
+          h("table", { class: "grid", id: "issues-summary" }, h("thead", {}, h("tr", {}, ["Reason", "Count", "Attributes"].map(th))), h("tbody", {}, sorted.map(([reason, items]) => h("tr", {}, h("td", {}, pill(reason, "warn")), h("td", { class: "num" }, String(items.length)), h("td", { class: "clip" }, [...new Set(items.map((i) => i.attribute ?? ""))].slice(0, 8).join(", ")))))),
         ),
         sorted.map(([reason, items]) =>
           h(
             "div",
             { class: "panel" },
             h("h3", {}, reason, h("span", { class: "count" }, ` ${items.length}`)),
-            h("table", { class: "grid compact" }, h("thead", {}, h("tr", {}, ["When", "Attribute", "Action index", "Request id"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, items.slice(0, EXAMPLES).map((i) => h("tr", {}, h("td", { class: "nowrap" }, when(i.at)), h("td", { class: "mono" }, i.attribute ?? ""), h("td", { class: "num" }, i.index ?? ""), h("td", { class: "mono" }, i.request_id ?? ""))))),
+            h("table", { class: "grid compact" }, h("thead", {}, h("tr", {}, ["When", "Attribute", "Action index", "Request id"].map(th))), h("tbody", {}, items.slice(0, EXAMPLES).map((i) => h("tr", {}, h("td", { class: "nowrap" }, when(i.at)), h("td", { class: "mono" }, i.attribute ?? ""), h("td", { class: "num" }, i.index ?? ""), h("td", { class: "mono" }, i.request_id ?? ""))))),
             items.length > EXAMPLES ? h("p", { class: "muted" }, `and ${items.length - EXAMPLES} more`) : null,
           ),
         ),

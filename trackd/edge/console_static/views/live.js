@@ -3,7 +3,7 @@
 
 import { follow } from "../api.js";
 import { h, pretty, replace, text, when } from "../dom.js";
-import { code, detailPane, pill, select } from "./common.js";
+import { code, detailPane, pill, select, th } from "./common.js";
 
 const MAX_ROWS = 500;
 
@@ -24,7 +24,7 @@ export const view = {
     const waiting = h("span", { class: "muted", id: "live-waiting" });
     const body = h("tbody", { id: "live-rows" });
     const detail = detailPane();
-    const tableNode = h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, ["Processed", "Event", "Customer", "Attributes", "Warnings"].map((t) => h("th", { scope: "col" }, t)))), body);
+    const tableNode = h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, ["Received", "Event", "Customer", "Attributes", "Warnings"].map(th))), body);
     const emptyRow = h("tr", { class: "placeholder" }, h("td", { colspan: 5 }, "Waiting for events… send one to /v1/event and it shows here."));
     body.append(emptyRow);
     let paused = false;

@@ -3,7 +3,7 @@
 
 import { lineChart } from "../chart.js";
 import { h, replace } from "../dom.js";
-import { every, fetchOr, statusLine } from "./common.js";
+import { every, fetchOr, statusLine, th } from "./common.js";
 
 const SERIES = [
   { key: "accepted_events", name: "Accepted events", className: "accepted" },
@@ -27,7 +27,7 @@ export const view = {
   render(root, ctx) {
     const status = statusLine();
     const cards = h("div", { class: "cards" });
-    const chart = h("div", { class: "panel chart-panel" });
+    const chart = h("div", { class: "chart-box" });
     const limits = h("div", { class: "panel" });
     replace(root, status, cards, h("div", { class: "panel" }, h("h3", {}, "Last hour, per minute"), chart), limits);
     return every(5, async () => {
@@ -47,16 +47,16 @@ export const view = {
         return h(
           "tr",
           {},
-          h("td", {}, bucket),
+          h("td", { class: "mono" }, bucket),
           h("td", { class: "num" }, Number(use.used).toLocaleString()),
           h("td", { class: "num" }, Number(use.limit).toLocaleString()),
-          h("td", { class: "meter-cell" }, h("meter", { min: 0, max: 1, low: 0.7, high: 0.9, optimum: 0, value: share.toFixed(4) }), ` ${(share * 100).toFixed(1)} %`),
+          h("td", { class: "meter-cell" }, h("meter", { min: 0, max: 1, low: 0.7, high: 0.9, optimum: 0, value: share.toFixed(4) }), ` ${share > 0 && share < 0.001 ? "< 0.1" : (share * 100).toFixed(1)} %`),
         );
       });
       replace(
         limits,
         h("h3", {}, "Rate limits, this minute"),
-        h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ["Bucket", "Used", "Limit", "Use"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)),
+        h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ["Bucket", "Used", "Limit", "Use"].map(th))), h("tbody", {}, rows)),
       );
     });
   },

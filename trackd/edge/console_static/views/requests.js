@@ -2,7 +2,7 @@
 // error body MoEngage's contract answered next to the body that caused it.
 
 import { h, pretty, replace, when } from "../dom.js";
-import { code, detailPane, fetchOr, select, statusLine, statusPill } from "./common.js";
+import { code, detailPane, fetchOr, select, statusLine, statusPill, th } from "./common.js";
 
 const STATUSES = [["", "All"], ["2xx", "2xx"], ["4xx", "4xx"], ["5xx", "5xx"], ["400", "400"], ["401", "401"], ["403", "403"], ["413", "413"], ["429", "429"]];
 
@@ -72,7 +72,7 @@ export const view = {
         { class: "request-row", tabindex: 0 },
         h("td", { class: "nowrap" }, when(entry.at)),
         h("td", {}, statusPill(entry.status)),
-        h("td", {}, entry.endpoint),
+        h("td", { class: "nowrap" }, entry.endpoint),
         h("td", { class: "mono" }, entry.request_id),
         h("td", {}, entry.customer_id ?? ""),
         h("td", { class: "num" }, String(entry.event_count)),
@@ -103,7 +103,7 @@ export const view = {
     replace(
       root,
       h("div", { class: "toolbar" }, h("label", {}, "Status ", filter), refresh, status),
-      h("div", { class: "split" }, h("div", { class: "panel table-panel" }, h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))), body), more), detail.node),
+      h("div", { class: "split" }, h("div", { class: "panel table-panel" }, h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, headers.map(th))), body), more), detail.node),
     );
     load(false);
     return () => {};

@@ -2,7 +2,7 @@
 // counts, first and last seen; an attribute seen with more than one type is flagged.
 
 import { h, replace, when } from "../dom.js";
-import { every, fetchOr, pill, statusLine } from "./common.js";
+import { every, fetchOr, pill, statusLine, th } from "./common.js";
 
 export const view = {
   id: "schema",
@@ -48,7 +48,7 @@ export const view = {
         replace(content, h("p", { class: "empty" }, "No events stored yet."));
         return;
       }
-      replace(content, h("table", { class: "grid", id: "schema-table" }, h("thead", {}, h("tr", {}, ["Event / attribute", "Types seen", "Count", "First seen", "Last seen"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)));
+      replace(content, h("table", { class: "grid", id: "schema-table" }, h("thead", {}, h("tr", {}, ["Event / attribute", "Types seen", "Count", "First seen", "Last seen"].map(th))), h("tbody", {}, rows)));
     });
   },
 };

@@ -2,7 +2,7 @@
 // events, newest first, paged.
 
 import { h, pretty, replace, when } from "../dom.js";
-import { code, fetchOr, statusLine } from "./common.js";
+import { code, fetchOr, statusLine, th } from "./common.js";
 
 const PAGE = 20;
 
@@ -42,7 +42,7 @@ export const view = {
       };
       more.addEventListener("click", load);
       load();
-      return h("div", { class: "panel" }, h("h3", {}, "Events"), h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, ["Received", "Event", "Attributes", "Request id"].map((t) => h("th", { scope: "col" }, t)))), body), more);
+      return h("div", { class: "panel" }, h("h3", {}, "Events"), h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, ["Received", "Event", "Attributes", "Request id"].map(th))), body), more);
     };
 
     const lookup = async (customerId) => {
@@ -60,7 +60,7 @@ export const view = {
           h("dl", { class: "facts" }, h("dt", {}, "MoEngage id"), h("dd", { class: "mono" }, user.moengage_id ?? ""), h("dt", {}, "First seen"), h("dd", {}, when(user.first_seen)), h("dt", {}, "Last seen"), h("dd", {}, when(user.last_seen)), h("dt", {}, "Events"), h("dd", {}, String(user.event_count ?? 0))),
           h("div", { class: "columns" }, h("div", {}, h("h4", {}, "Attributes"), pairs(user.attributes, "No attributes.")), h("div", {}, h("h4", {}, "Identifiers"), pairs(user.identifiers, "No identifiers."), h("h4", {}, "Aliases"), user.aliases && user.aliases.length ? h("ul", {}, user.aliases.map((a) => h("li", { class: "mono" }, a))) : h("p", { class: "muted" }, "No aliases."))),
           h("h4", {}, "Devices"),
-          devices.length ? h("table", { class: "grid compact" }, h("thead", {}, h("tr", {}, ["Device", "Platform", "App version", "Last IP", "Last seen"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, devices.map((d) => h("tr", {}, h("td", { class: "mono" }, d.device_id), h("td", {}, d.platform ?? ""), h("td", {}, d.app_version ?? ""), h("td", {}, d.last_ip ?? ""), h("td", { class: "nowrap" }, when(d.last_seen)))))) : h("p", { class: "muted" }, "No devices."),
+          devices.length ? h("table", { class: "grid compact" }, h("thead", {}, h("tr", {}, ["Device", "Platform", "App version", "Last IP", "Last seen"].map(th))), h("tbody", {}, devices.map((d) => h("tr", {}, h("td", { class: "mono" }, d.device_id), h("td", {}, d.platform ?? ""), h("td", {}, d.app_version ?? ""), h("td", {}, d.last_ip ?? ""), h("td", { class: "nowrap" }, when(d.last_seen)))))) : h("p", { class: "muted" }, "No devices."),
         ),
         eventsPanel(user.customer_id),
       );
