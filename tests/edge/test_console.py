@@ -35,7 +35,11 @@ EXPECTED_CSP = (
 
 
 async def call(
-    console: Console, path: str, *, raw: bytes | None = None, method: str = "GET",
+    console: Console,
+    path: str,
+    *,
+    raw: bytes | None = None,
+    method: str = "GET",
     headers: list[tuple[bytes, bytes]] = [],  # noqa: B006
 ) -> tuple[int, dict[str, str], bytes]:
     """The console's answer to a request with exactly this path (and raw path): no client in
@@ -73,7 +77,9 @@ def test_the_csp_is_the_strict_one_of_the_issue() -> None:
 def test_importlib_resources_finds_every_file_and_pyproject_ships_each() -> None:
     names = static_files()
     assert {"index.html", "app.js", "dom.js", "api.js", "chart.js", "console.css"} <= set(names)
-    assert {f"views/{v}.js" for v in ("overview", "live", "requests", "issues", "schema", "users")} <= set(names)
+    assert {
+        f"views/{v}.js" for v in ("overview", "live", "requests", "issues", "schema", "users")
+    } <= set(names)
     root = files("trackd.edge").joinpath("console_static")
     for name in names:
         assert root.joinpath(name).read_bytes() == (STATIC / name).read_bytes()
@@ -81,7 +87,9 @@ def test_importlib_resources_finds_every_file_and_pyproject_ships_each() -> None
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"
     ]["trackd.edge"]
-    unshipped = [n for n in names if not any(fnmatch.fnmatch(f"console_static/{n}", g) for g in globs)]
+    unshipped = [
+        n for n in names if not any(fnmatch.fnmatch(f"console_static/{n}", g) for g in globs)
+    ]
     assert unshipped == []
 
 
@@ -90,9 +98,20 @@ def test_no_file_of_the_console_writes_markup_or_inline_code() -> None:
     or styles (the CSP would refuse them anyway)."""
     for name in static_files():
         text = (STATIC / name).read_text().replace("http://www.w3.org/2000/svg", "")  # SVG's xmlns
-        for needle in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-                       "new Function", "style=", " onclick", " onload", "<script>", "http://",
-                       "https://"):
+        for needle in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            "style=",
+            " onclick",
+            " onload",
+            "<script>",
+            "http://",
+            "https://",
+        ):
             assert needle not in text, f"{name} holds {needle!r}"
 
 
@@ -107,7 +126,9 @@ def test_no_file_of_the_console_writes_markup_or_inline_code() -> None:
         ("favicon.svg", "image/svg+xml"),
     ],
 )
-async def test_each_file_with_its_type_etag_and_security_headers(name: str, content_type: str) -> None:
+async def test_each_file_with_its_type_etag_and_security_headers(
+    name: str, content_type: str
+) -> None:
     console = Console()
     status, headers, body = await call(console, f"/console/{name}")
     assert status == 200
@@ -117,9 +138,13 @@ async def test_each_file_with_its_type_etag_and_security_headers(name: str, cont
     assert headers["cache-control"] == "no-cache"
     assert {k: headers[k] for k in SECURITY} == SECURITY
     etag = headers["etag"]
-    status, again, body = await call(console, f"/console/{name}", headers=[(b"if-none-match", etag.encode())])
+    status, again, body = await call(
+        console, f"/console/{name}", headers=[(b"if-none-match", etag.encode())]
+    )
     assert (status, body, again["etag"]) == (304, b"", etag)
-    status, _, body = await call(console, f"/console/{name}", headers=[(b"if-none-match", b'"other"')])
+    status, _, body = await call(
+        console, f"/console/{name}", headers=[(b"if-none-match", b'"other"')]
+    )
     assert status == 200 and body
     status, head, body = await call(console, f"/console/{name}", method="HEAD")
     assert (status, body, head["content-length"]) == (200, b"", headers["content-length"])

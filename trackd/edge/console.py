@@ -97,7 +97,9 @@ class Console:
         if static.etag in _etags(header_map(scope).get(b"if-none-match")):
             await _send(send, 304, b"", headers, method)
             return
-        await _send(send, 200, static.body, [(b"content-type", static.content_type), *headers], method)
+        await _send(
+            send, 200, static.body, [(b"content-type", static.content_type), *headers], method
+        )
 
 
 def _name(scope: Scope) -> str | None:
@@ -123,8 +125,9 @@ def _etags(header: bytes | None) -> list[bytes]:
     return [tag.strip().removeprefix(b"W/") for tag in header.split(b",")]
 
 
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
-                method: str = "GET") -> None:
+async def _send(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], method: str = "GET"
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -140,7 +143,9 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
 
 
 async def _error(
-    send: Send, exc: ContractError, headers: list[tuple[bytes, bytes]] = []  # noqa: B006
+    send: Send,
+    exc: ContractError,
+    headers: list[tuple[bytes, bytes]] = [],  # noqa: B006
 ) -> None:
     request_id = contract.new_request_id()
     body = encode(contract.error_body(exc, request_id))
