@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.conftest import Watched
+from tests.console.browser import Watched
 from tests.e2e.helpers import cli_json
 from tests.e2e.server import TrackdProcess
 from tests.factories import basic
@@ -57,6 +57,13 @@ class Workspace:
         }
         response = self.post("event", body)
         assert response.status_code == 200, response.text
+
+    def logged(self, requests: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(self.get("requests").json()["requests"]) < requests:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the request log did not show {requests} requests in time")
+            time.sleep(0.05)
 
     def settled(self, events: int) -> None:
         deadline = time.monotonic() + 30
@@ -190,6 +197,7 @@ def test_a_400_appears_in_requests_with_its_message_and_body(
     response = ws.client.post(f"/v1/event/{ws.id}", content=bad, headers=ws.headers())
     assert response.status_code == 400
     message = response.json()["error"]["message"]
+    ws.logged(2)  # the request log is flushed in batches, off the hot path
     page = watched.page
     signed_in(page, ws, "requests")
     rows = page.locator("#requests-rows tr.request-row")
@@ -228,6 +236,7 @@ def test_schema_issues_users_and_overview_show_what_was_sent(
         ws.client.post(f"/v1/event/{ws.id}", content=b"{", headers=ws.headers()).status_code == 400
     )
     ws.settled(5)
+    ws.logged(6)  # /activity counts from the request log, flushed in batches
     page = watched.page
 
     signed_in(page, ws, "overview")
@@ -290,6 +299,7 @@ def test_hostile_names_and_values_show_literally_and_run_no_script(
     expect(page.locator("aside.detail pre")).to_contain_text(JS_URL)
     watched.screenshot("hostile-live")
     ws.settled(2)
+    ws.logged(3)
 
     page.click("nav a[href='#/schema']")
     schema = page.locator("#schema-table")
