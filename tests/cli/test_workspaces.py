@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from trackd.cli import main
+from trackd.cli import build_parser, workspaces
+from trackd.settings import Settings
+
+
+def main(argv: list[str]) -> int:
+    """`trackd.cli.main` without its logging set-up (global: it would reach other tests)."""
+    args = build_parser().parse_args(argv)
+    return asyncio.run(workspaces.run(args, Settings.load(vars(args), env={})))
 
 
 def test_workspace_list_is_a_table_of_every_workspace(

@@ -103,7 +103,7 @@ class TrackdApp:
         self.read = ReadAPI(
             self.registry, self.events, self.queue, settings.admin_token, self.stats
         )
-        self.read.console(parts.request_log, self.limiter, routes)  # issue 13
+        self.read.console(parts.request_log, self.limiter)  # issue 13
         self._openapi = encode(openapi_document())
         self.console = Console()  # -- the web console (issue 13) --
         self._flusher: asyncio.Task[None] | None = None

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
 from trackd.edge.live import LiveStream
 from trackd.edge.registry import WorkspaceRegistry
-from trackd.edge.v1 import Bucket, V1Route
+from trackd.edge.v1 import Bucket
 from trackd.errors import ContractError
 from trackd.limiter.base import Limiter
 from trackd.models import Workspace
@@ -55,11 +54,11 @@ class ReadAPI:
         self.limiter: Limiter | None = None
         self.buckets: tuple[Bucket, ...] = ()
 
-    def console(self, request_log: RequestLog, limiter: Limiter, routes: Iterable[V1Route]) -> None:
+    def console(self, request_log: RequestLog, limiter: Limiter) -> None:
         """The parts of the console's routes (issue 13): requests, live, activity."""
         self.request_log = request_log
         self.limiter = limiter
-        self.buckets = tuple(dict.fromkeys(route.bucket for route in routes))
+        self.buckets = tuple(Bucket)  # every rate limit a workspace has
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = contract.new_request_id()

@@ -451,7 +451,7 @@ class TrackEndpoint:
             validated = decode(request.body, workspace, project_code, received_ms)
             if validated is not None:
                 return validated
-        payload = request.payload = self._decode(request, self.route.malformed_json)  # rows 14-15
+        payload = request.payload = self._decode(request, self.route.malformed_json)  # 14-15
         return self.route.validate(payload, workspace, project_code, received_ms)
 
     @staticmethod
