@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from tests.console.browser import Watched
 from tests.e2e.helpers import cli_json
-from tests.e2e.server import TrackdProcess
+from tests.e2e.server import Launcher, TrackdProcess
 from tests.factories import basic
 
 pytestmark = [pytest.mark.e2e]
@@ -327,3 +328,34 @@ def test_hostile_names_and_values_show_literally_and_run_no_script(
     assert page.locator("a[href^='javascript']").count() == 0
     assert re.search(r"alert\(\d\)", page.locator("#users-profile").inner_text())
     assert (watched.dialogs, watched.errors) == ([], [])
+
+
+def test_the_admin_token_signs_in_to_any_workspace_and_a_wrong_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, watched: Watched
+) -> None:
+    token = "console-admin-token-0123456789"
+    monkeypatch.setenv("TRACKD_ADMIN_TOKEN", token)
+    launcher = Launcher(tmp_path)
+    try:
+        server = launcher.start()
+        ws = Workspace(server)
+        try:
+            ws.event("ByAdmin", customer_id="c-admin")
+            ws.settled(1)
+            page = watched.page
+            page.goto(f"{server.url}/console/#/schema")
+            page.fill("#workspace", ws.id)
+            page.check("#kind-admin")
+            page.fill("#secret", token[:-1])
+            page.click("button[type=submit]")
+            expect(page.locator("#signin-error")).to_contain_text("Sign-in failed")
+            page.fill("#secret", token)
+            page.click("button[type=submit]")
+            expect(page.locator("header .badge")).to_have_text("admin")
+            expect(page.locator("#schema-table")).to_contain_text("ByAdmin")
+            watched.screenshot("admin-schema")
+            assert watched.dialogs == []
+        finally:
+            ws.client.close()
+    finally:
+        launcher.close()

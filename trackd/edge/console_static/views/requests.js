@@ -76,7 +76,7 @@ export const view = {
         h("td", { class: "mono" }, entry.request_id),
         h("td", {}, entry.customer_id ?? ""),
         h("td", { class: "num" }, String(entry.event_count)),
-        h("td", { class: "clip" }, entry.error ? entry.error.message : entry.warnings && entry.warnings.length ? `${entry.warnings.length} warning(s)` : ""),
+        h("td", { class: "message" }, entry.error ? entry.error.message : entry.warnings && entry.warnings.length ? `${entry.warnings.length} warning(s)` : ""),
       );
       tr.addEventListener("click", () => open(entry, tr));
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(entry, tr); });
