@@ -15,6 +15,9 @@ DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.
 DEFAULT_DEVICE_RATE_LIMIT = 10_000  # Track Device: device updates per 60 s (REF §3)
 DEFAULT_BULK_USER_RATE_LIMIT = 60_000  # Bulk Import: users (and devices) per 60 s (REF §3)
 DEFAULT_BULK_EVENT_RATE_LIMIT = 60_000  # Bulk Import: events per 60 s (REF §3)
+# -- Delete User (data-api.md §4) --
+DEFAULT_DELETE_RATE_LIMIT = 5_000  # Delete User: requests per 60 s (REF §3)
+DEFAULT_DELETE_BUFFER = 86_400  # seconds between a Delete User and the hard delete (REF §6.5)
 
 
 class Kind(enum.StrEnum):
@@ -27,6 +30,8 @@ class Kind(enum.StrEnum):
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     DEVICE = "device"  # Track Device, POST /v1/device/{ws}
     BULK = "transition"  # Bulk Import, POST /v1/transition/{ws}: elements of the kinds above
+    # -- Delete User (data-api.md §4) --
+    DELETE = "delete"  # Delete User, POST /v1/customer/delete?app_id={ws}
 
 
 #: Path words of MoEngage's Data API (`/v1/customer/merge`, `…/delete`, `/v1/customers/export`):
@@ -55,6 +60,9 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     device_rate_limit: int = DEFAULT_DEVICE_RATE_LIMIT
     bulk_user_rate_limit: int = DEFAULT_BULK_USER_RATE_LIMIT
     bulk_event_rate_limit: int = DEFAULT_BULK_EVENT_RATE_LIMIT
+    # -- Delete User (data-api.md §4) --
+    delete_rate_limit: int = DEFAULT_DELETE_RATE_LIMIT
+    delete_buffer: int = DEFAULT_DELETE_BUFFER  # seconds; 0: hard delete at once
 
 
 class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -112,6 +120,15 @@ class Device(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] = {}  # of `DEVICE_ATTRIBUTES`, push_id always
 
 
+# -- Delete User (data-api.md §4) --
+class UserDelete(msgspec.Struct, frozen=True, kw_only=True):
+    """Delete User's validated request: the user named, and when it is hard-deleted."""
+
+    identity_type: str  # "customer_id" or "moengage_id"
+    identity_value: str
+    buffer_ms: int  # the workspace's delete buffer when the request was accepted
+
+
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the edge appends to the durable queue for one accepted request."""
 
@@ -142,6 +159,9 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     #: Bulk Import (`Kind.BULK`) only: its valid elements, in order, each as the envelope its
     #: own endpoint would have queued (their request id, workspace and receive time this one's).
     elements: list[Envelope] | None = None
+    # -- Delete User (data-api.md §4) --
+    #: Delete User (`Kind.DELETE`) only: the user and the buffer.
+    delete: UserDelete | None = None
 
     def encode(self) -> bytes:
         return _encoder.encode(self)
@@ -206,3 +226,5 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     device: Device | None = None  # Track Device only
     parts: list[Plan] | None = None  # Bulk Import only: its elements' plans, in order
+    # -- Delete User (data-api.md §4) --
+    delete: UserDelete | None = None  # Delete User only

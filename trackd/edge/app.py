@@ -86,6 +86,7 @@ class TrackdApp:
                 settings.max_body_bytes,
                 self.counters,
                 route,
+                self.events,
             )
             for route in routes
         }

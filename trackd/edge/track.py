@@ -38,6 +38,7 @@ from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
 from trackd.models import Envelope, Kind, Workspace
 from trackd.queue.base import UNKNOWN, Queue
+from trackd.store.base import EventStore
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
 from trackd.wire.event import Validated
@@ -94,7 +95,9 @@ class TrackEndpoint:
         max_body: int,
         counters: EdgeCounters,
         route: V1Route,
+        events: EventStore | None = None,  # the rows' `precheck` (Delete User)
     ) -> None:
+        self.events = events
         self.registry = registry
         self.limiter = limiter
         self.queue = queue
@@ -115,7 +118,7 @@ class TrackEndpoint:
             headers = await self._error_headers(exc, request)
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
-            status, body, headers = 500, self._fail(contract.unexpected(), request), []
+            status, body, headers = 500, self._fail(self.route.unexpected(), request), []
         await self._answer(send, request, status, body, headers)
 
     async def refuse(
@@ -146,6 +149,9 @@ class TrackEndpoint:
         workspace = await self._authenticate(request)  # rows 2-11
         self._check_headers(request)  # rows 12-13
         workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
+        # -- Delete User (data-api.md §4): the row's check against the store --
+        if self.route.precheck is not None and self.events is not None:
+            await self.route.precheck(self.events, workspace, validated)
         limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN
@@ -176,6 +182,7 @@ class TrackEndpoint:
             # -- Track Device and Bulk Import --
             device=validated.device,
             elements=self._elements(validated, request, workspace, received_ms),
+            delete=validated.delete,  # Delete User
         )
         try:
             stored = await self.queue.put(  # row 27

@@ -12,16 +12,18 @@ Adding an endpoint (docs/architecture.md): its validator in `trackd.wire`, one r
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
 
 from trackd.errors import ContractError
 from trackd.models import ROUTE_WORDS, Kind, Warning, Workspace
+from trackd.store.base import EventStore
 from trackd.wire import contract
 from trackd.wire.bulk import BulkImportBody, validate_bulk
 from trackd.wire.customer import validate_customer
+from trackd.wire.delete import DeleteUserBody, validate_delete
 from trackd.wire.device import TrackDeviceBody, validate_device
 from trackd.wire.event import Validated, decode_event, validate_event
 from trackd.wire.merge import validate_merge
@@ -51,6 +53,8 @@ class Bucket(enum.Enum):
     DEVICES = "devices"  # Track Device: device updates, a request counts one
     BULK_USERS = "bulk-users"  # Bulk Import: its customer and device elements
     BULK_EVENTS = "bulk-events"  # Bulk Import: its event elements' actions
+    # -- Delete User (data-api.md §4) --
+    DELETES = "deletes"  # Delete User: requests
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
@@ -66,8 +70,15 @@ class Bucket(enum.Enum):
             return workspace.bulk_user_rate_limit
         if self is Bucket.BULK_EVENTS:
             return workspace.bulk_event_rate_limit
+        # -- Delete User --
+        if self is Bucket.DELETES:
+            return workspace.delete_rate_limit
         return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
 
+
+#: A check against the store after the validator and before the rate limit (Delete User's
+#: not-found): (events store, workspace, validated) -> None, raising the contract's error.
+Precheck = Callable[[EventStore, Workspace, Validated], Awaitable[None]]
 
 #: What a request costs, bucket by bucket (`V1Route.costs`).
 Costs = Callable[[Validated], tuple[tuple[Bucket, int], ...]]
@@ -108,12 +119,27 @@ class V1Route:
     costs: Costs | None = None
     #: Its row-15 error (undecodable JSON): Track Event's unless REF gives the endpoint its own.
     malformed_json: Callable[[], ContractError] = contract.malformed_json
+    # -- Delete User (data-api.md §4) --
+    #: Its row-28 (500) error: Track Event's unless REF gives the endpoint its own.
+    unexpected: Callable[[], ContractError] = contract.unexpected
+    #: A check against the store before the rate limit (`Precheck`), or None.
+    precheck: Precheck | None = None
 
     def charges(self, validated: Validated) -> tuple[tuple[Bucket, int], ...]:
         """The buckets a request charges and what it costs in each (`costs`)."""
         if self.costs is None:
             return ((self.bucket, validated.event_count),)
         return self.costs(validated)
+
+
+async def delete_precheck(events: EventStore, workspace: Workspace, validated: Validated) -> None:
+    """Delete User: the user must exist (REF §6.5: a 400 ``Not Found`` otherwise)."""
+    delete = validated.delete
+    if delete is None:
+        return
+    found = await events.live_user(workspace.id, delete.identity_type, delete.identity_value)
+    if found is None:
+        raise contract.user_does_not_exist(delete.identity_value)
 
 
 def bulk_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
@@ -193,6 +219,20 @@ V1_ROUTES: tuple[V1Route, ...] = (
         costs=bulk_costs,
         malformed_json=contract.bulk_malformed_json,
         body=BulkImportBody,
+    ),
+    # -- Delete User (data-api.md §4) --
+    V1Route(
+        name="Delete User",
+        pattern="/v1/customer/delete",
+        kind=Kind.DELETE,
+        validate=validate_delete,
+        bucket=Bucket.DELETES,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.QUERY,
+        rate_limited=contract.delete_rate_limited,
+        unexpected=contract.delete_unexpected,
+        precheck=delete_precheck,
+        body=DeleteUserBody,
     ),
 )
 

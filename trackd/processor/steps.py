@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from trackd.models import Kind, Plan
+from trackd.processor.deletes import delete_user
 from trackd.processor.devices import track_device
 from trackd.processor.merge import merge_users
 from trackd.processor.profiles import ProfileView
@@ -98,4 +99,6 @@ STEPS: dict[Kind, Step] = {
     # -- Bulk Import (data-api.md §2): never run; `trackd.processor.apply.expanded` puts its
     # parts (its elements' plans, each of the kinds above) in its place once it is claimed --
     Kind.BULK: Step(reads=lambda plan: (), run=lambda view, plan: None),
+    # -- Delete User (data-api.md §4): a barrier, see `trackd.processor.deletes` --
+    Kind.DELETE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=delete_user),
 }

@@ -123,6 +123,28 @@ class Batch(Protocol):
         """Apply each `DeviceWrite`, in order (see there)."""
         ...
 
+    # -- Delete User (data-api.md §4): any number of times, in any order, after `claim` (the
+    # processor's sweep claims no plan: `claim([])`, then `due_deletes` and `hard_delete`) --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        """The customer id of the live profile that `value` names, or None: by `identity_type`
+        "customer_id" (an alias names the profile it went into) or "moengage_id"."""
+        ...
+
+    async def schedule_delete(self, user: UserKey, request_id: str, due_at: int) -> None:
+        """Mark `user` for hard delete at `due_at` (epoch ms); marked already: the earlier."""
+        ...
+
+    async def due_deletes(self, now_ms: int, limit: int) -> list[UserKey]:
+        """At most `limit` users marked for hard delete at or before `now_ms`, earliest first."""
+        ...
+
+    async def hard_delete(self, users: list[UserKey]) -> int:
+        """Remove each user's profile, devices, identifier values, aliases, delete mark and
+        events; how many events were purged. PostgreSQL first takes the users' workspaces'
+        advisory locks (the sweep's batch claims none)."""
+        ...
+
 
 class EventStore(Protocol):
     """Where processed envelopes become users, devices, events, schema and issues.
@@ -161,5 +183,12 @@ class EventStore(Protocol):
     async def counts(self, workspace_id: str) -> dict[str, int]: ...
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None: ...
+
+    # -- Delete User (data-api.md §4): `user` shows `deletion_scheduled_at` (epoch ms) while
+    # the user is marked for hard delete --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        """As `Batch.live_user`, outside a batch (the edge's not-found check)."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -24,7 +24,7 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import Plan
-from trackd.store import sqlite_devices, sqlite_merge
+from trackd.store import sqlite_deletes, sqlite_devices, sqlite_merge
 from trackd.store import sqlite_reads as reads
 from trackd.store.base import EventQuery
 from trackd.store.records import (
@@ -159,6 +159,13 @@ class SQLiteEventStore:
     async def counts(self, workspace_id: str) -> dict[str, int]:
         return await self._read(lambda conn: reads.counts(conn, workspace_id))
 
+    # -- Delete User: `trackd.store.sqlite_deletes` --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        return await self._read(
+            lambda conn: sqlite_deletes.live_user(conn, workspace_id, identity_type, value)
+        )
+
 
 class SQLiteBatch:
     """`trackd.store.base.Batch` on the store's connection; `claim` begins the transaction."""
@@ -209,6 +216,26 @@ class SQLiteBatch:
     async def put_devices(self, writes: list[DeviceWrite]) -> None:
         if writes:
             await self._store._run(lambda conn: sqlite_devices.put_devices(conn, writes))
+
+    # -- Delete User: `trackd.store.sqlite_deletes` --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        return await self._store._run(
+            lambda conn: sqlite_deletes.live_user(conn, workspace_id, identity_type, value)
+        )
+
+    async def schedule_delete(self, user: UserKey, request_id: str, due_at: int) -> None:
+        await self._store._run(
+            lambda conn: sqlite_deletes.schedule_delete(conn, user, request_id, due_at)
+        )
+
+    async def due_deletes(self, now_ms: int, limit: int) -> list[UserKey]:
+        return await self._store._run(lambda conn: sqlite_deletes.due_deletes(conn, now_ms, limit))
+
+    async def hard_delete(self, users: list[UserKey]) -> int:
+        if not users:
+            return 0
+        return await self._store._run(lambda conn: sqlite_deletes.hard_delete(conn, users))
 
 
 def _commit(conn: sqlite3.Connection) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from trackd.errors import ContractError
+from trackd.errors import ContractError, TitledError
 
 AUTH = "Authentication required"
 MALFORMED_JSON = (
@@ -30,6 +30,8 @@ def new_request_id() -> str:
 
 def error_body(exc: ContractError, request_id: str) -> dict[str, object]:
     """``{"status": "fail", "error": {"message", "type"[, "attribute"], "request_id"}}``."""
+    if isinstance(exc, TitledError):  # Delete User's 429 and 500 (REF §2.1)
+        return {"status": "fail", "title": exc.type, "description": exc.message}
     error = {"message": exc.message, "type": exc.type}
     if exc.attribute is not None:
         error["attribute"] = exc.attribute
@@ -379,3 +381,26 @@ REASONS.update(
         "invalid_element": "is an element its own endpoint would refuse",
     }
 )
+
+
+# -- Delete User (data-api.md §4; REF §6.5, §2.1) -----------------------------------------------
+
+DELETE_IDENTITY_TYPES = ("customer_id", "moengage_id")
+
+
+def user_does_not_exist(value: str) -> ContractError:  # REF §6.5, its wording verbatim
+    return ContractError(400, "Not Found", f"User doesn't exists with customer id {value}")
+
+
+def delete_rate_limited() -> ContractError:  # REF §6.5: Delete's own 429, not the envelope
+    return TitledError(429, "Rate limit exceeded", "Exceeded rate limit for this url")
+
+
+def delete_unexpected() -> ContractError:  # REF §6.5: Delete's own 500, not the envelope
+    return TitledError(500, "Internal Error", "Please contact the MoEngage team.")
+
+
+def identity_type_invalid() -> ContractError:  # [trackd]: REF names the two types only
+    return ContractError(
+        400, MISSING, "identity_type should be customer_id/moengage_id", "identity_type"
+    )

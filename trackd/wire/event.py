@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from trackd.errors import ContractError
-from trackd.models import Action, Device, Kind, MergePair, Warning, Workspace
+from trackd.models import Action, Device, Kind, MergePair, UserDelete, Warning, Workspace
 from trackd.wire import contract, times, values
 
 PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV", "unknown")}
@@ -52,6 +52,8 @@ class Validated(msgspec.Struct, frozen=True):
     #: Bulk Import only: the user updates it costs (its valid customer and device elements);
     #: `event_count` is its valid event elements' actions.
     users: int = 0
+    # -- Delete User (data-api.md §4) --
+    delete: UserDelete | None = None  # Delete User only
 
 
 def validate_event(

@@ -1,0 +1,10 @@
+-- Delete User (data-api.md §4): a user scheduled for hard delete, and when (epoch ms). The row
+-- goes with the user at the hard delete; until then the profile shows `deletion_scheduled_at`.
+CREATE TABLE user_deletions (
+    workspace text NOT NULL,
+    customer_id text NOT NULL,
+    request_id text NOT NULL,
+    due_at bigint NOT NULL,
+    PRIMARY KEY (workspace, customer_id)
+);
+CREATE INDEX user_deletions_by_due ON user_deletions (due_at);

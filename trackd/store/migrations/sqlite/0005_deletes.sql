@@ -1,0 +1,10 @@
+-- Delete User (data-api.md §4): a user scheduled for hard delete, and when (epoch ms). The row
+-- goes with the user at the hard delete; until then the profile shows `deletion_scheduled_at`.
+CREATE TABLE IF NOT EXISTS user_deletions (
+    workspace TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace, customer_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS user_deletions_by_due ON user_deletions (due_at);
