@@ -141,6 +141,8 @@ class TrackEndpoint:
 
     @staticmethod
     def _fail(exc: ContractError, request: Request) -> bytes:
+        if isinstance(exc, _RateLimited):
+            exc = exc.error
         return encode(contract.error_body(exc, request.request_id))
 
     async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
@@ -432,6 +434,7 @@ class _RateLimited(ContractError):
     def __init__(self, decision: Decision, error: ContractError) -> None:
         super().__init__(error.status, error.type, error.message)
         self.decision = decision
+        self.error = error  # its body's shape (Delete User's is titled, REF §2.1)
 
 
 def rate_headers(decision: Decision) -> Headers:
