@@ -92,6 +92,19 @@ async def test_a_buffered_delete_is_shown_then_applied_when_due(server: TrackdPr
         assert (await ws.get("events", customer_id="ada")).json()["events"] == []
 
 
+async def test_a_delete_right_after_the_request_that_made_the_user_finds_it(
+    server: TrackdProcess,
+) -> None:
+    async with server.client() as client:
+        ws = await Workspace.create(server, client, "--delete-buffer", "0")
+        for i in range(10):
+            await ws.send(f"new{i}")  # its 200, then at once the delete
+            response = await ws.delete(f"new{i}")
+            assert response.status_code == 200, response.text
+        for i in range(10):
+            assert gone(await ws.user(f"new{i}", gone))
+
+
 def test_the_cli_sets_and_shows_the_delete_buffer(server: TrackdProcess) -> None:
     created = cli_json(server.data_dir, "workspace", "create")
     shown = cli_json(server.data_dir, "workspace", "show", created["workspace_id"])

@@ -212,3 +212,32 @@ async def test_a_buffered_delete_shows_when_it_is_due(harness: Harness) -> None:
     assert status == 200
     [envelope] = [e for e in await queued(harness) if e.kind is Kind.DELETE]
     assert user["deletion_scheduled_at"] == envelope.received_at + 86_400_000
+
+
+async def test_a_user_made_by_an_accepted_request_is_never_not_found(harness: Harness) -> None:
+    for i in range(20):  # each delete sent right after the 200 that makes its user
+        assert (await harness.post({**SEED_BODY, "customer_id": f"fresh{i}"})).status_code == 200
+        payload = {"identity_type": "customer_id", "identity_value": f"fresh{i}"}
+        response = await post_delete(harness, payload)
+        assert response.status_code == 200, response.text
+
+
+async def test_a_processor_that_does_not_catch_up_in_time_is_a_503(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trackd.edge import v1
+
+    async def never(consumer: str) -> int:
+        return -1
+
+    monkeypatch.setattr(v1, "CAUGHT_UP_SECONDS", 0.05)
+    monkeypatch.setattr(harness.queue, "applied", never)
+    response = await post_delete(harness, {"identity_type": "customer_id", "identity_value": "x1"})
+    assert response.status_code == 503
+    assert response.json() == failure(
+        response,
+        "Earlier requests are still being processed; the answer would not include them. "
+        "Please retry.",
+        "ServerError",
+    )
+    assert await queued(harness) == []

@@ -124,6 +124,26 @@ async def test_deletes_through_both_edges_remove_users_whole(deployment: Deploym
 
 
 @pytest.mark.anyio
+async def test_a_delete_through_the_other_edge_right_after_the_200_finds_the_user(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    async with httpx.AsyncClient(timeout=30) as client:
+        c = Client(d, WS, client)
+        for u in range(6):  # the event through one edge, the delete at once through the other
+            assert (await c.post(f"/v1/event/{WS}", _event(f"ryw{u}"))).status_code == 200
+            response = await c.post(
+                "/v1/customer/delete",
+                {"identity_type": "customer_id", "identity_value": f"ryw{u}"},
+                app_id=WS,
+            )
+            assert response.status_code == 200, response.text
+        for u in range(6):
+            response = await c.until(f"ryw{u}", lambda r: r.status_code == 404)
+            assert response.status_code == 404
+
+
+@pytest.mark.anyio
 async def test_a_buffered_delete_is_swept_by_a_worker(deployment: Deployment) -> None:
     d = deployment
     async with httpx.AsyncClient(timeout=30) as client:

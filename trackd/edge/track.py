@@ -153,7 +153,7 @@ class TrackEndpoint:
         workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
         # -- Delete User (data-api.md §4): the row's check against the store --
         if self.route.precheck is not None and self.events is not None:
-            await self.route.precheck(self.events, workspace, validated)
+            await self.route.precheck(self.events, self.queue, workspace, validated)
         limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN

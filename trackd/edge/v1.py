@@ -11,7 +11,9 @@ Adding an endpoint (docs/architecture.md): its validator in `trackd.wire`, one r
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ import msgspec
 
 from trackd.errors import ContractError
 from trackd.models import ROUTE_WORDS, Kind, Warning, Workspace
+from trackd.queue.base import PROCESSOR, Queue
 from trackd.store.base import EventStore
 from trackd.wire import contract
 from trackd.wire.bulk import BulkImportBody, validate_bulk
@@ -77,8 +80,13 @@ class Bucket(enum.Enum):
 
 
 #: A check against the store after the validator and before the rate limit (Delete User's
-#: not-found): (events store, workspace, validated) -> None, raising the contract's error.
-Precheck = Callable[[EventStore, Workspace, Validated], Awaitable[None]]
+#: not-found): (events store, queue, workspace, validated) -> None, raising the contract's
+#: error.
+Precheck = Callable[[EventStore, Queue, Workspace, Validated], Awaitable[None]]
+#: How long a read that decides an answer waits for the processor to apply every request
+#: answered before it (data-api.md §0), then 503 (`contract.not_caught_up`).
+CAUGHT_UP_SECONDS = 5.0
+CAUGHT_UP_POLL_SECONDS = 0.01
 
 #: What a request costs, bucket by bucket (`V1Route.costs`).
 Costs = Callable[[Validated], tuple[tuple[Bucket, int], ...]]
@@ -132,11 +140,29 @@ class V1Route:
         return self.costs(validated)
 
 
-async def delete_precheck(events: EventStore, workspace: Workspace, validated: Validated) -> None:
-    """Delete User: the user must exist (REF §6.5: a 400 ``Not Found`` otherwise)."""
+async def caught_up(queue: Queue) -> None:
+    """Return once the processor has applied every put that returned before this call
+    (`Queue.head`, `Queue.applied`): read-your-writes for the reads that decide an answer
+    (data-api.md §0). Not within `CAUGHT_UP_SECONDS`: 503 `contract.not_caught_up`."""
+    head = await queue.head()
+    deadline = time.monotonic() + CAUGHT_UP_SECONDS
+    while await queue.applied(PROCESSOR) < head:
+        if time.monotonic() >= deadline:
+            raise contract.not_caught_up()
+        await asyncio.sleep(CAUGHT_UP_POLL_SECONDS)
+
+
+async def delete_precheck(
+    events: EventStore, queue: Queue, workspace: Workspace, validated: Validated
+) -> None:
+    """Delete User: the user must exist (REF §6.5: a 400 ``Not Found`` otherwise), seen once
+    every request answered before this one is applied (`caught_up`)."""
     delete = validated.delete
     if delete is None:
         return
+    if await events.live_user(workspace.id, delete.identity_type, delete.identity_value):
+        return  # there already: no wait
+    await caught_up(queue)
     found = await events.live_user(workspace.id, delete.identity_type, delete.identity_value)
     if found is None:
         raise contract.user_does_not_exist(delete.identity_value)

@@ -404,3 +404,12 @@ def identity_type_invalid() -> ContractError:  # [trackd]: REF names the two typ
     return ContractError(
         400, MISSING, "identity_type should be customer_id/moengage_id", "identity_type"
     )
+
+
+def not_caught_up() -> ContractError:  # [trackd] data-api.md §0: read-your-writes, bounded
+    return ContractError(
+        503,
+        "ServerError",
+        "Earlier requests are still being processed; the answer would not include them. "
+        "Please retry.",
+    )
