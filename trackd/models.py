@@ -18,6 +18,7 @@ DEFAULT_BULK_EVENT_RATE_LIMIT = 60_000  # Bulk Import: events per 60 s (REF §3)
 # -- Delete User (data-api.md §4) --
 DEFAULT_DELETE_RATE_LIMIT = 5_000  # Delete User: requests per 60 s (REF §3)
 DEFAULT_DELETE_BUFFER = 86_400  # seconds between a Delete User and the hard delete (REF §6.5)
+DEFAULT_EXPORT_RATE_LIMIT = 1_000  # Get User: users looked up per 60 s (REF §3)
 
 
 class Kind(enum.StrEnum):
@@ -63,6 +64,7 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     # -- Delete User (data-api.md §4) --
     delete_rate_limit: int = DEFAULT_DELETE_RATE_LIMIT
     delete_buffer: int = DEFAULT_DELETE_BUFFER  # seconds; 0: hard delete at once
+    export_rate_limit: int = DEFAULT_EXPORT_RATE_LIMIT  # Get User (data-api.md §5)
 
 
 class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -127,6 +129,14 @@ class UserDelete(msgspec.Struct, frozen=True, kw_only=True):
     identity_type: str  # "customer_id" or "moengage_id"
     identity_value: str
     buffer_ms: int  # the workspace's delete buffer when the request was accepted
+
+
+# -- Get User (data-api.md §5) --
+class UserLookup(msgspec.Struct, frozen=True, kw_only=True):
+    """Get User's validated request: the users named, as sent, and the fields asked for."""
+
+    identifiers: list[tuple[str, str]]  # (identifier_type, identifier), as sent
+    fields: list[str] | None  # `user_fields_to_export`; None: every attribute
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -155,6 +155,15 @@ class TrackEndpoint:
         if self.route.precheck is not None and self.events is not None:
             await self.route.precheck(self.events, self.queue, workspace, validated)
         limit_key, limit = self.limit(workspace)
+        # -- Get User (data-api.md §5): a synchronous row answers from the store --
+        if self.route.respond is not None and self.events is not None:
+            charges = self._charges(workspace, validated)
+            decision = await self._acquire(request, charges)  # row 26
+            answer = await self.route.respond(self.events, self.queue, workspace, validated)
+            return 200, answer, rate_headers(decision)
+        kind = self.route.kind
+        if kind is None:
+            raise contract.unexpected()  # a row answered from the store without a store
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN
         if key:
@@ -177,7 +186,7 @@ class TrackEndpoint:
             actions=validated.actions,
             warnings=validated.warnings,
             event_count=validated.event_count if self.route.counts_events else 0,
-            kind=self.route.kind,
+            kind=kind,
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,
             merges=validated.merges,

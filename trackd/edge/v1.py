@@ -29,6 +29,7 @@ from trackd.wire.customer import validate_customer
 from trackd.wire.delete import DeleteUserBody, validate_delete
 from trackd.wire.device import TrackDeviceBody, validate_device
 from trackd.wire.event import Validated, decode_event, validate_event
+from trackd.wire.export import GetUserBody, validate_export
 from trackd.wire.merge import validate_merge
 
 #: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
@@ -58,6 +59,7 @@ class Bucket(enum.Enum):
     BULK_EVENTS = "bulk-events"  # Bulk Import: its event elements' actions
     # -- Delete User (data-api.md §4) --
     DELETES = "deletes"  # Delete User: requests
+    EXPORTS = "exports"  # Get User: users looked up
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
@@ -76,6 +78,8 @@ class Bucket(enum.Enum):
         # -- Delete User --
         if self is Bucket.DELETES:
             return workspace.delete_rate_limit
+        if self is Bucket.EXPORTS:
+            return workspace.export_rate_limit
         return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
 
 
@@ -86,6 +90,8 @@ Precheck = Callable[[EventStore, Queue, Workspace, Validated], Awaitable[None]]
 #: How long a read that decides an answer waits for the processor to apply every request
 #: answered before it (data-api.md §0), then 503 (`contract.not_caught_up`).
 CAUGHT_UP_SECONDS = 5.0
+#: A synchronous row's 200 body: (events store, queue, workspace, validated) -> JSON bytes.
+Respond = Callable[[EventStore, Queue, Workspace, Validated], Awaitable[bytes]]
 CAUGHT_UP_POLL_SECONDS = 0.01
 
 #: What a request costs, bucket by bucket (`V1Route.costs`).
@@ -103,7 +109,9 @@ def track_answer(request_id: str, warnings: list[Warning]) -> bytes:
 class V1Route:
     name: str  # as MoEngage's documentation names it
     pattern: str  # the whole path; `{workspace_id}` only as its last segment
-    kind: Kind  # the envelope kind, the processor's step
+    #: The envelope kind, the processor's step; None for a row answered from the store
+    #: (`respond`, Get User), which queues nothing.
+    kind: Kind | None
     validate: Validate
     #: The limit it counts against; it costs `Validated.event_count` (actions as sent, or 1
     #: per user update).
@@ -132,6 +140,10 @@ class V1Route:
     unexpected: Callable[[], ContractError] = contract.unexpected
     #: A check against the store before the rate limit (`Precheck`), or None.
     precheck: Precheck | None = None
+    # -- Get User (data-api.md §5) --
+    #: A synchronous row: after rows 1-26 its 200 body is this answer from the store
+    #: (`Respond`), and nothing is queued (`kind` None).
+    respond: Respond | None = None
 
     def charges(self, validated: Validated) -> tuple[tuple[Bucket, int], ...]:
         """The buckets a request charges and what it costs in each (`costs`)."""
@@ -166,6 +178,27 @@ async def delete_precheck(
     found = await events.live_user(workspace.id, delete.identity_type, delete.identity_value)
     if found is None:
         raise contract.user_does_not_exist(delete.identity_value)
+
+
+async def export_users(
+    events: EventStore, queue: Queue, workspace: Workspace, validated: Validated
+) -> bytes:
+    """Get User's 200 (REF §6.7): each identifier's user, or it in `users_not_found`, read once
+    every request answered before this one is applied (`caught_up`)."""
+    lookup = validated.lookup
+    assert lookup is not None  # the row's validator always sets it
+    await caught_up(queue)
+    users: list[dict[str, object]] = []
+    not_found: list[dict[str, str]] = []
+    for kind, value in lookup.identifiers:
+        identity = "moengage_id" if kind == "moengage_id" else "customer_id"
+        customer_id = await events.live_user(workspace.id, identity, value)
+        profile = None if customer_id is None else await events.user(workspace.id, customer_id)
+        if profile is None:
+            not_found.append({"identifier_type": kind, "identifier": value})
+        else:
+            users.append({"user_attributes": contract.export_attributes(profile, lookup.fields)})
+    return msgspec.json.encode(contract.export_body(users, not_found))
 
 
 def bulk_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
@@ -259,6 +292,19 @@ V1_ROUTES: tuple[V1Route, ...] = (
         unexpected=contract.delete_unexpected,
         precheck=delete_precheck,
         body=DeleteUserBody,
+    ),
+    # -- Get User (data-api.md §5): answered from the store, queues nothing --
+    V1Route(
+        name="Get User",
+        pattern="/v1/customers/export",
+        kind=None,
+        validate=validate_export,
+        bucket=Bucket.EXPORTS,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.QUERY,
+        rate_limited=contract.rate_limit_error,
+        respond=export_users,
+        body=GetUserBody,
     ),
 )
 

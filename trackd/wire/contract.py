@@ -413,3 +413,44 @@ def not_caught_up() -> ContractError:  # [trackd] data-api.md §0: read-your-wri
         "Earlier requests are still being processed; the answer would not include them. "
         "Please retry.",
     )
+
+
+# -- Get User (data-api.md §5; REF §6.7) --------------------------------------------------------
+
+MAX_EXPORT_USERS = 20
+EXPORT_IDENTIFIER_TYPES = ("customer_id", "moengage_id", "id")  # "id": REF's example, customer_id
+
+
+def export_identifier_type_invalid() -> ContractError:  # [trackd]: REF names the types only
+    return ContractError(
+        400,
+        MISSING,
+        "identifier_type should be customer_id/moengage_id",
+        "identifier_type",
+    )
+
+
+def export_attributes(profile: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    """A profile as Get User's `user_attributes` [trackd]: its ids (`customer_id`,
+    `moengage_id`, always there), its attributes, `first_seen`/`last_seen`; with `fields`,
+    only those of them (the ids stay)."""
+    attributes: dict[str, Any] = {
+        "customer_id": profile["customer_id"],
+        "moengage_id": profile["moengage_id"],
+        **profile["attributes"],
+        "first_seen": profile["first_seen"],
+        "last_seen": profile["last_seen"],
+    }
+    if fields is None:
+        return attributes
+    kept = {"customer_id", "moengage_id", *fields}
+    return {k: v for k, v in attributes.items() if k in kept}
+
+
+def export_body(users: list[dict[str, Any]], not_found: list[dict[str, str]]) -> dict[str, Any]:
+    """Get User's 200, REF §6.7's shape exactly."""
+    return {
+        "status": "success",
+        "type": "export_users",
+        "data": {"users_not_found": not_found, "users": users},
+    }

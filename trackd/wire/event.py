@@ -13,7 +13,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from trackd.errors import ContractError
-from trackd.models import Action, Device, Kind, MergePair, UserDelete, Warning, Workspace
+from trackd.models import (
+    Action,
+    Device,
+    Kind,
+    MergePair,
+    UserDelete,
+    UserLookup,
+    Warning,
+    Workspace,
+)
 from trackd.wire import contract, times, values
 
 PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV", "unknown")}
@@ -54,6 +63,7 @@ class Validated(msgspec.Struct, frozen=True):
     users: int = 0
     # -- Delete User (data-api.md §4) --
     delete: UserDelete | None = None  # Delete User only
+    lookup: UserLookup | None = None  # Get User only (answered, never queued)
 
 
 def validate_event(
