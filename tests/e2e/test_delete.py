@@ -113,3 +113,30 @@ def test_the_cli_sets_and_shows_the_delete_buffer(server: TrackdProcess) -> None
         server.data_dir, "workspace", "update", created["workspace_id"], "--delete-buffer", "0"
     )
     assert updated["delete_buffer"] == 0
+
+
+async def test_get_user_right_after_track_user_finds_it(server: TrackdProcess) -> None:
+    """Get User (data-api.md §5) against the real server: never "not found" for a user whose
+    Track User got its 200 before, and REF's shape."""
+    async with server.client() as client:
+        ws = await Workspace.create(server, client)
+        for i in range(10):
+            sent = await client.post(
+                f"/v1/customer/{ws.id}",
+                json={"type": "customer", "customer_id": f"g{i}", "attributes": {"n": i}},
+                headers=ws.headers(),
+            )
+            assert sent.status_code == 200, sent.text
+            response = await client.post(
+                "/v1/customers/export",
+                params={"app_id": ws.id},
+                json={"data": {"identifiers": [{"identifier_type": "customer_id",
+                                                "identifier": f"g{i}"}],
+                               "user_fields_to_export": ["n"]}},
+                headers=ws.headers(),
+            )  # fmt: skip
+            assert response.status_code == 200, response.text
+            [user] = response.json()["data"]["users"]
+            assert response.json()["data"]["users_not_found"] == []
+            assert user["user_attributes"]["customer_id"] == f"g{i}"
+            assert user["user_attributes"]["n"] == i

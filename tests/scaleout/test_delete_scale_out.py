@@ -144,6 +144,25 @@ async def test_a_delete_through_the_other_edge_right_after_the_200_finds_the_use
 
 
 @pytest.mark.anyio
+async def test_get_user_through_the_other_edge_right_after_the_200_finds_the_user(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    async with httpx.AsyncClient(timeout=30) as client:
+        c = Client(d, WS_BUFFERED, client)
+        for u in range(6):  # Track User through one edge, Get User at once through the other
+            user = {"type": "customer", "customer_id": f"get{u}", "attributes": {"n": u}}
+            assert (await c.post(f"/v1/customer/{WS_BUFFERED}", user)).status_code == 200
+            ident = {"identifier_type": "customer_id", "identifier": f"get{u}"}
+            response = await c.post(
+                "/v1/customers/export", {"data": {"identifiers": [ident]}}, app_id=WS_BUFFERED
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["users_not_found"] == []
+            assert response.json()["data"]["users"][0]["user_attributes"]["n"] == u
+
+
+@pytest.mark.anyio
 async def test_a_buffered_delete_is_swept_by_a_worker(deployment: Deployment) -> None:
     d = deployment
     async with httpx.AsyncClient(timeout=30) as client:
