@@ -140,3 +140,21 @@ async def test_get_user_right_after_track_user_finds_it(server: TrackdProcess) -
             assert response.json()["data"]["users_not_found"] == []
             assert user["user_attributes"]["customer_id"] == f"g{i}"
             assert user["user_attributes"]["n"] == i
+
+
+async def test_test_connection_answers_the_workspace_name(server: TrackdProcess) -> None:
+    """Test connection (data-api.md §7) against the real server."""
+    async with server.client() as client:
+        ws = await Workspace.create(server, client, "--name", "Shop")
+        body = {"app_id": ws.id, "app_secret": ws.key, "source": "x", "region": "01"}
+        headers = {"MOE-APPKEY": ws.id, "Content-Type": "application/json"}
+        response = await client.post("/v1/integrations/authentication", json=body, headers=headers)
+        assert (response.status_code, response.json()) == (
+            200,
+            {"status": "success", "app_name": "Shop"},
+        )
+        wrong = await client.post(
+            "/v1/integrations/authentication", json={**body, "app_secret": "x"}, headers=headers
+        )
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["type"] == "Authentication required"

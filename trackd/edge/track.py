@@ -158,9 +158,11 @@ class TrackEndpoint:
         # -- Get User (data-api.md §5): a synchronous row answers from the store --
         if self.route.respond is not None and self.events is not None:
             charges = self._charges(workspace, validated)
-            decision = await self._acquire(request, charges)  # row 26
+            headers: Headers = []
+            if charges:
+                headers = rate_headers(await self._acquire(request, charges))  # row 26
             answer = await self.route.respond(self.events, self.queue, workspace, validated)
-            return 200, answer, rate_headers(decision)
+            return 200, answer, headers
         kind = self.route.kind
         if kind is None:
             raise contract.unexpected()  # a row answered from the store without a store
@@ -347,6 +349,8 @@ class TrackEndpoint:
             return self._workspace(username, password)
 
     def _credentials(self, request: Request) -> tuple[str, str]:
+        if self.route.workspace_from is WorkspaceFrom.HEADER:  # Test connection
+            return self._header_credentials(request)
         username, password = parse_basic(request.headers.get(b"authorization"))  # rows 2-5
         app_id = request.param("app_id")
         if not request.workspace_id and self.route.workspace_from is WorkspaceFrom.QUERY:
@@ -358,10 +362,36 @@ class TrackEndpoint:
             raise contract.moe_appkey_mismatch()  # row 7
         return username, password
 
+    # -- Test connection (data-api.md §7) --
+    @staticmethod
+    def _header_credentials(request: Request) -> tuple[str, str]:
+        """The workspace from `MOE-APPKEY` and the body's `app_id` (equal), the key from the
+        body's `app_secret`; every failure a 401 in the standard envelope (REF §6.8)."""
+        header = request.headers.get(b"moe-appkey")
+        if header is None or not header.strip():
+            raise contract.moe_appkey_missing()
+        request.workspace_id = header.decode("latin-1").strip()
+        try:
+            payload = _decode_json(request.body) if request.body else None
+        except msgspec.DecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise contract.no_identity()
+        app_id, secret = payload.get("app_id"), payload.get("app_secret")
+        if not isinstance(app_id, str) or not app_id:
+            raise contract.app_key_missing()
+        if not isinstance(secret, str) or not secret:
+            raise contract.app_secret_missing()
+        if app_id != request.workspace_id:
+            raise contract.moe_appkey_mismatch()
+        return app_id, secret
+
     def _workspace(self, username: str, password: str) -> Workspace:
         workspace = self.registry.get(username)
         if workspace is None:
             raise contract.unknown_workspace()  # row 8
+        if workspace.key_hash is None and self.route.workspace_from is WorkspaceFrom.HEADER:
+            raise contract.wrong_key()  # Test connection: every failure a 401 (REF §6.8)
         check_key(password, workspace.key_hash)  # rows 9-10
         if workspace.suspended:
             raise contract.suspended()  # row 11

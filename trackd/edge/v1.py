@@ -30,6 +30,7 @@ from trackd.wire.delete import DeleteUserBody, validate_delete
 from trackd.wire.device import TrackDeviceBody, validate_device
 from trackd.wire.event import Validated, decode_event, validate_event
 from trackd.wire.export import GetUserBody, validate_export
+from trackd.wire.integration import TestConnectionBody, validate_test_connection
 from trackd.wire.merge import validate_merge
 
 #: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
@@ -45,6 +46,9 @@ WORKSPACE = "{workspace_id}"
 class WorkspaceFrom(enum.Enum):
     PATH = "path"  # the last path segment: /v1/event/{workspace_id}
     QUERY = "query"  # the `app_id` query parameter: /v1/customer/merge?app_id=...
+    # -- Test connection (data-api.md §7) --
+    #: the `MOE-APPKEY` header, its key the body's `app_secret` (no Basic auth)
+    HEADER = "header"
 
 
 class Bucket(enum.Enum):
@@ -201,6 +205,18 @@ async def export_users(
     return msgspec.json.encode(contract.export_body(users, not_found))
 
 
+async def test_connection(
+    events: EventStore, queue: Queue, workspace: Workspace, validated: Validated
+) -> bytes:
+    """Test connection's 200 (REF §6.8): the workspace's name."""
+    return msgspec.json.encode(contract.test_connection_body(workspace.name))
+
+
+def no_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
+    """A row that charges no bucket (Test connection: REF documents no limit)."""
+    return ()
+
+
 def bulk_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
     """Bulk Import: its users, then its events (REF §3: 60,000 of each a minute)."""
     return ((Bucket.BULK_USERS, validated.users), (Bucket.BULK_EVENTS, validated.event_count))
@@ -305,6 +321,19 @@ V1_ROUTES: tuple[V1Route, ...] = (
         rate_limited=contract.rate_limit_error,
         respond=export_users,
         body=GetUserBody,
+    ),
+    # -- Test connection (data-api.md §7): answered at once, queues nothing --
+    V1Route(
+        name="Test connection",
+        pattern="/v1/integrations/authentication",
+        kind=None,
+        validate=validate_test_connection,
+        bucket=Bucket.EXPORTS,  # never charged (`no_costs`)
+        costs=no_costs,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.HEADER,
+        respond=test_connection,
+        body=TestConnectionBody,
     ),
 )
 

@@ -454,3 +454,19 @@ def export_body(users: list[dict[str, Any]], not_found: list[dict[str, str]]) ->
         "type": "export_users",
         "data": {"users_not_found": not_found, "users": users},
     }
+
+
+# -- Test connection (data-api.md §7; REF §6.8, §2.3) -------------------------------------------
+
+
+def moe_appkey_missing() -> ContractError:  # REF §2.3, Merge's example
+    return ContractError(401, AUTH, "MOE-APPKEY is missing in Header")
+
+
+def no_identity() -> ContractError:  # REF §2.3: an empty body gives no identity
+    return ContractError(401, AUTH, "No identity information found")
+
+
+def test_connection_body(app_name: str) -> dict[str, str]:
+    """Test connection's 200, REF §6.8's shape."""
+    return {"status": "success", "app_name": app_name}
