@@ -33,6 +33,7 @@ class Kind(enum.StrEnum):
     BULK = "transition"  # Bulk Import, POST /v1/transition/{ws}: elements of the kinds above
     # -- Delete User (data-api.md §4) --
     DELETE = "delete"  # Delete User, POST /v1/customer/delete?app_id={ws}
+    ERASE = "erase"  # GDPR erasure, POST /v1/opengdpr_requests/{ws} (data-api.md §6)
 
 
 #: Path words of MoEngage's Data API (`/v1/customer/merge`, `…/delete`, `/v1/customers/export`):
@@ -131,6 +132,14 @@ class UserDelete(msgspec.Struct, frozen=True, kw_only=True):
     buffer_ms: int  # the workspace's delete buffer when the request was accepted
 
 
+# -- GDPR erasure (data-api.md §6) --
+class Erasure(msgspec.Struct, frozen=True, kw_only=True):
+    """GDPR erasure's validated request: the identities (type, value), as sent."""
+
+    identities: list[tuple[str, str]]
+    submitted_time: str | None = None
+
+
 # -- Get User (data-api.md §5) --
 class UserLookup(msgspec.Struct, frozen=True, kw_only=True):
     """Get User's validated request: the users named, as sent, and the fields asked for."""
@@ -172,6 +181,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # -- Delete User (data-api.md §4) --
     #: Delete User (`Kind.DELETE`) only: the user and the buffer.
     delete: UserDelete | None = None
+    #: GDPR erasure (`Kind.ERASE`) only: the identities.
+    erasure: Erasure | None = None
 
     def encode(self) -> bytes:
         return _encoder.encode(self)
@@ -238,3 +249,4 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     parts: list[Plan] | None = None  # Bulk Import only: its elements' plans, in order
     # -- Delete User (data-api.md §4) --
     delete: UserDelete | None = None  # Delete User only
+    erasure: Erasure | None = None  # GDPR erasure only

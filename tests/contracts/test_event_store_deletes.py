@@ -15,7 +15,17 @@ import pytest
 
 from tests.contracts import postgres_db
 from tests.services import needs_service
-from trackd.models import Action, Device, Envelope, Kind, MergePair, Plan, UserDelete
+from trackd.models import (
+    Action,
+    Device,
+    Envelope,
+    Erasure,
+    Kind,
+    MergePair,
+    Plan,
+    UserDelete,
+    Warning,
+)
 from trackd.processor.apply import apply
 from trackd.processor.deletes import sweep
 from trackd.processor.plan import plan
@@ -190,3 +200,84 @@ async def test_due_deletes_are_earliest_first_and_bounded(store: EventStore) -> 
         assert await batch.due_deletes(RECEIVED + 10_000, 2) == [("WS1", "u2"), ("WS1", "u1")]
         assert await batch.hard_delete([("WS1", "u2")]) == 1
         assert await batch.due_deletes(RECEIVED + 10_000, 5) == [("WS1", "u1"), ("WS1", "u0")]
+
+
+# -- GDPR erasure (data-api.md §6): `Batch.users_matching`, `erase_issues`, `record_erasure`,
+# `erase_recorded_requests` (a no-op hook), `EventStore.erasures`; the processor's Erase step --
+
+
+def erase(request_id: str, *identities: tuple[str, str]) -> Plan:
+    return plan(
+        Envelope(
+            request_id=request_id, workspace_id="WS1", received_at=RECEIVED, customer_id=None,
+            device_id=None, actions=[], kind=Kind.ERASE,
+            erasure=Erasure(identities=list(identities), submitted_time="2018-10-05T15:00:00Z"),
+        )
+    )  # fmt: skip
+
+
+def customer(request_id: str, customer_id: str, **attributes: object) -> Plan:
+    return plan(
+        Envelope(
+            request_id=request_id, workspace_id="WS1", received_at=RECEIVED,
+            customer_id=customer_id, device_id=None, actions=[], kind=Kind.CUSTOMER,
+            user_attributes=dict(attributes),
+        )
+    )  # fmt: skip
+
+
+def warned_event(request_id: str, customer_id: str) -> Plan:
+    return plan(
+        Envelope(
+            request_id=request_id, workspace_id="WS1", received_at=RECEIVED,
+            customer_id=customer_id, device_id=None, actions=[act(0, "Opened", T)],
+            warnings=[Warning(0, "unknown_platform")], event_count=1,
+        )
+    )  # fmt: skip
+
+
+async def test_an_erasure_removes_every_matching_user_and_keeps_only_its_audit_record(
+    store: EventStore,
+) -> None:
+    await apply(
+        store,
+        [
+            event("e1", "ada", T, T + 1),
+            warned_event("w1", "ada"),
+            warned_event("w2", "dee"),
+            customer("c1", "ada", email="shared@example.com"),
+            customer("c2", "bob", email="shared@example.com"),
+            customer("c3", "cy", mobile="+15550100"),
+            customer("c4", "dee", email="other@example.com"),
+            device("d1", "ada"),
+        ],
+    )
+    await apply(store, [erase("g1", ("email", "shared@example.com"), ("ID", "cy"))])
+    for gone in ("ada", "bob", "cy"):
+        assert await store.user("WS1", gone) is None
+    assert await store.user("WS1", "dee") is not None
+    assert await events_of(store, "ada") == []
+    issues = await store.issues("WS1", None)
+    assert [i["request_id"] for i in issues] == ["w2"]  # the erased users' issues went
+    [record] = await store.erasures("WS1")
+    assert record["applied_at"] >= RECEIVED
+    assert record == {
+        "request_id": "g1", "submitted_time": "2018-10-05T15:00:00Z", "received_at": RECEIVED,
+        "applied_at": record["applied_at"], "identity_types": ["ID", "email"], "users": 3,
+        "events": 3,
+    }  # fmt: skip
+    assert await store.erasures("WS2") == []
+
+
+async def test_an_erasure_matching_nobody_is_recorded_with_no_users(store: EventStore) -> None:
+    await apply(store, [erase("g2", ("google_advertising_id", "gaid-1"))])
+    [record] = await store.erasures("WS1")
+    assert (record["users"], record["events"], record["identity_types"]) == (
+        0,
+        0,
+        ["google_advertising_id"],
+    )
+    async with store.batch() as batch:
+        await batch.claim([])
+        await batch.erase_recorded_requests("WS1", ["ada"])  # the request log's hook: no-op
+        assert await batch.users_matching("WS1", "mobile", "+1") == []

@@ -196,6 +196,7 @@ class TrackEndpoint:
             device=validated.device,
             elements=self._elements(validated, request, workspace, received_ms),
             delete=validated.delete,  # Delete User
+            erasure=validated.erasure,  # GDPR erasure
         )
         try:
             stored = await self.queue.put(  # row 27

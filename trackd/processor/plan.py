@@ -126,6 +126,7 @@ def _plan(envelope: Envelope, ids: str) -> Plan:
         merges=envelope.merges,
         device=envelope.device,
         delete=envelope.delete,  # Delete User
+        erasure=envelope.erasure,  # GDPR erasure
     )
 
 

@@ -145,6 +145,32 @@ class Batch(Protocol):
         advisory locks (the sweep's batch claims none)."""
         ...
 
+    # -- GDPR erasure (data-api.md §6) --
+
+    async def users_matching(self, workspace_id: str, identity_type: str, value: str) -> list[str]:
+        """The customer ids of every live profile an erasure identity names: `ID` a customer id
+        (or alias); the others the profile attribute (`email`, `mobile`, `user_secondary_id`,
+        `advertising_identifier`; `google_advertising_id` is `moe_gaid`) equal to `value`, an
+        identifier value of that name equal to it (or to it lowercased), or a device attribute
+        of that name equal to it. Sorted."""
+        ...
+
+    async def erase_issues(self, users: list[UserKey]) -> None:
+        """Remove the issues of every request whose events these users have (call before
+        `hard_delete`, which removes the events)."""
+        ...
+
+    async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
+        """Remove every recorded raw request naming one of these users (the request log,
+        wt-reqlog). A no-op on both engines until the request log exists."""
+        ...
+
+    async def record_erasure(self, record: dict[str, object]) -> None:
+        """Store the audit record of one erasure (keys: workspace, request_id, submitted_time,
+        received_at, applied_at, identity_types (comma-separated), users, events); a second
+        record of the same request id changes nothing."""
+        ...
+
 
 class EventStore(Protocol):
     """Where processed envelopes become users, devices, events, schema and issues.
@@ -189,6 +215,11 @@ class EventStore(Protocol):
 
     async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
         """As `Batch.live_user`, outside a batch (the edge's not-found check)."""
+        ...
+
+    async def erasures(self, workspace_id: str) -> list[dict[str, object]]:
+        """The workspace's erasure audit records, oldest applied first (GDPR, data-api.md §6):
+        request_id, submitted_time, received_at, applied_at, identity_types, users, events."""
         ...
 
     async def aclose(self) -> None: ...

@@ -198,6 +198,10 @@ class PostgresStore:
 
     # -- Delete User: `trackd.store.postgres_deletes` --
 
+    async def erasures(self, workspace_id: str) -> builtins.list[dict[str, object]]:
+        async with self._connection() as conn:
+            return await postgres_deletes.erasures(conn, workspace_id)
+
     async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
         value = value.replace("\x00", "\ufffd")  # as stored (postgres_events)
         async with self._connection() as conn:

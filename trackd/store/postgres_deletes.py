@@ -11,6 +11,7 @@ from collections.abc import Callable
 import asyncpg
 
 from trackd.store.records import UserKey
+from trackd.store.sqlite_deletes import ERASURE_ATTRIBUTES, ERASURE_COLUMNS, erasure_view
 
 
 async def live_user(
@@ -87,3 +88,56 @@ async def hard_delete(
         for sql in _GONE:
             await conn.execute(sql, ws, customer_id)
     return purged
+
+
+# -- GDPR erasure (data-api.md §6) --
+
+
+async def users_matching(
+    conn: asyncpg.Connection, ws: str, identity_type: str, value: str
+) -> list[str]:
+    if identity_type == "ID":
+        found = await live_user(conn, ws, "customer_id", value)
+        return [found] if found is not None else []
+    name = ERASURE_ATTRIBUTES[identity_type]
+    rows = await conn.fetch(
+        "SELECT c FROM ("
+        "SELECT customer_id AS c FROM users WHERE workspace = $1 AND attributes ->> $2 = $3 "
+        "UNION SELECT customer_id FROM user_identifiers WHERE workspace = $1 AND name = $2 "
+        "AND value IN ($3, $4) "
+        "UNION SELECT customer_id FROM devices WHERE workspace = $1 AND attributes ->> $2 = $3"
+        ') AS found ORDER BY c COLLATE "C"',
+        ws,
+        name,
+        value,
+        value.lower(),
+    )
+    return [r[0] for r in rows]
+
+
+async def erase_issues(conn: asyncpg.Connection, users: list[UserKey]) -> None:
+    for ws, customer_id in users:
+        await conn.execute(
+            "DELETE FROM issues WHERE workspace = $1 AND request_id IN (SELECT DISTINCT "
+            "doc ->> 'request_id' FROM events WHERE workspace = $1 AND customer_id = $2)",
+            ws,
+            customer_id,
+        )
+
+
+async def record_erasure(conn: asyncpg.Connection, record: dict[str, object]) -> None:
+    await conn.execute(
+        "INSERT INTO erasures (workspace, request_id, submitted_time, received_at, applied_at, "
+        "identity_types, users, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT DO NOTHING",
+        *(record[k] for k in ERASURE_COLUMNS),
+    )
+
+
+async def erasures(conn: asyncpg.Connection, ws: str) -> list[dict[str, object]]:
+    rows = await conn.fetch(
+        "SELECT request_id, submitted_time, received_at, applied_at, identity_types, users, "
+        'events FROM erasures WHERE workspace = $1 ORDER BY applied_at, request_id COLLATE "C"',
+        ws,
+    )
+    return [erasure_view(tuple(r)) for r in rows]

@@ -166,6 +166,20 @@ class PostgresBatch:
             self._conn, users, lambda ws: (WORKSPACE_LOCK, _lock_key(ws))
         )
 
+    # -- GDPR erasure: `trackd.store.postgres_deletes` --
+
+    async def users_matching(self, workspace_id: str, identity_type: str, value: str) -> list[str]:
+        return await postgres_deletes.users_matching(self._conn, workspace_id, identity_type, value)
+
+    async def erase_issues(self, users: list[UserKey]) -> None:
+        await postgres_deletes.erase_issues(self._conn, users)
+
+    async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
+        """The request log's hook (wt-reqlog fills it): nothing is recorded here yet."""
+
+    async def record_erasure(self, record: dict[str, object]) -> None:
+        await postgres_deletes.record_erasure(self._conn, record)
+
 
 def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows to the column arrays an ``unnest($1, $2, …)`` statement takes."""

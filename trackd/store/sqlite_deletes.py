@@ -71,3 +71,79 @@ def hard_delete(conn: sqlite3.Connection, users: list[UserKey]) -> int:
         for sql in _GONE:
             conn.execute(sql, user)
     return purged
+
+
+# -- GDPR erasure (data-api.md §6) --
+
+#: The profile attribute each erasure identity type names (REF §6.6; `moe_gaid` is the
+#: attribute MoEngage keeps the Google advertising id in).
+ERASURE_ATTRIBUTES = {
+    "user_secondary_id": "user_secondary_id",
+    "email": "email",
+    "mobile": "mobile",
+    "google_advertising_id": "moe_gaid",
+    "advertising_identifier": "advertising_identifier",
+}
+
+
+def users_matching(conn: sqlite3.Connection, ws: str, identity_type: str, value: str) -> list[str]:
+    if identity_type == "ID":
+        found = live_user(conn, ws, "customer_id", value)
+        return [found] if found is not None else []
+    name = ERASURE_ATTRIBUTES[identity_type]  # a fixed name, never the request's text
+    rows = conn.execute(
+        "SELECT customer_id FROM users WHERE workspace = ? AND json_extract(attributes, ?) = ? "
+        "UNION SELECT customer_id FROM user_identifiers WHERE workspace = ? AND name = ? "
+        "AND value IN (?, ?) "
+        "UNION SELECT customer_id FROM devices WHERE workspace = ? "
+        "AND json_extract(attributes, ?) = ? ORDER BY 1",
+        (ws, f'$."{name}"', value, ws, name, value, value.lower(), ws, f'$."{name}"', value),
+    ).fetchall()
+    return [c for (c,) in rows]
+
+
+def erase_issues(conn: sqlite3.Connection, users: list[UserKey]) -> None:
+    """The issues of the requests whose events these users have."""
+    for ws, customer_id in users:
+        conn.execute(
+            "DELETE FROM issues WHERE workspace = ? AND request_id IN (SELECT DISTINCT "
+            "json_extract(doc, '$.request_id') FROM events WHERE workspace = ? "
+            "AND customer_id = ?)",
+            (ws, ws, customer_id),
+        )
+
+
+def record_erasure(conn: sqlite3.Connection, record: dict[str, object]) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO erasures (workspace, request_id, submitted_time, received_at, "
+        "applied_at, identity_types, users, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        tuple(record[k] for k in ERASURE_COLUMNS),
+    )
+
+
+ERASURE_COLUMNS = (
+    "workspace", "request_id", "submitted_time", "received_at", "applied_at", "identity_types",
+    "users", "events",
+)  # fmt: skip
+
+
+def erasures(conn: sqlite3.Connection, ws: str) -> list[dict[str, object]]:
+    rows = conn.execute(
+        "SELECT request_id, submitted_time, received_at, applied_at, identity_types, users, "
+        "events FROM erasures WHERE workspace = ? ORDER BY applied_at, request_id",
+        (ws,),
+    ).fetchall()
+    return [erasure_view(r) for r in rows]
+
+
+def erasure_view(row: tuple[object, ...]) -> dict[str, object]:
+    request_id, submitted, received, applied, types, users, events = row
+    return {
+        "request_id": request_id,
+        "submitted_time": submitted,
+        "received_at": received,
+        "applied_at": applied,
+        "identity_types": str(types).split(",") if types else [],
+        "users": users,
+        "events": events,
+    }

@@ -221,6 +221,9 @@ class SQLiteEventStore:
 
     # -- Delete User: `trackd.store.sqlite_deletes` --
 
+    async def erasures(self, workspace_id: str) -> list[dict[str, object]]:
+        return await self._read(lambda conn: sqlite_deletes.erasures(conn, workspace_id))
+
     async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
         return await self._read(
             lambda conn: sqlite_deletes.live_user(conn, workspace_id, identity_type, value)
@@ -296,6 +299,22 @@ class SQLiteBatch:
         if not users:
             return 0
         return await self._store._run(lambda conn: sqlite_deletes.hard_delete(conn, users))
+
+    # -- GDPR erasure: `trackd.store.sqlite_deletes` --
+
+    async def users_matching(self, workspace_id: str, identity_type: str, value: str) -> list[str]:
+        return await self._store._run(
+            lambda conn: sqlite_deletes.users_matching(conn, workspace_id, identity_type, value)
+        )
+
+    async def erase_issues(self, users: list[UserKey]) -> None:
+        await self._store._run(lambda conn: sqlite_deletes.erase_issues(conn, users))
+
+    async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
+        """The request log's hook (wt-reqlog fills it): nothing is recorded here yet."""
+
+    async def record_erasure(self, record: dict[str, object]) -> None:
+        await self._store._run(lambda conn: sqlite_deletes.record_erasure(conn, record))
 
 
 def _commit(conn: sqlite3.Connection) -> None:

@@ -16,6 +16,7 @@ from trackd.errors import ContractError
 from trackd.models import (
     Action,
     Device,
+    Erasure,
     Kind,
     MergePair,
     UserDelete,
@@ -64,6 +65,7 @@ class Validated(msgspec.Struct, frozen=True):
     # -- Delete User (data-api.md §4) --
     delete: UserDelete | None = None  # Delete User only
     lookup: UserLookup | None = None  # Get User only (answered, never queued)
+    erasure: Erasure | None = None  # GDPR erasure only
 
 
 def validate_event(
