@@ -19,6 +19,7 @@ DEFAULT_BULK_EVENT_RATE_LIMIT = 60_000  # Bulk Import: events per 60 s (REF §3)
 DEFAULT_DELETE_RATE_LIMIT = 5_000  # Delete User: requests per 60 s (REF §3)
 DEFAULT_DELETE_BUFFER = 86_400  # seconds between a Delete User and the hard delete (REF §6.5)
 DEFAULT_EXPORT_RATE_LIMIT = 1_000  # Get User: users looked up per 60 s (REF §3)
+DEFAULT_ERASURE_RATE_LIMIT = 1_000  # GDPR erasure: requests per 60 s [trackd: REF has none]
 
 
 class Kind(enum.StrEnum):
@@ -66,6 +67,7 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     delete_rate_limit: int = DEFAULT_DELETE_RATE_LIMIT
     delete_buffer: int = DEFAULT_DELETE_BUFFER  # seconds; 0: hard delete at once
     export_rate_limit: int = DEFAULT_EXPORT_RATE_LIMIT  # Get User (data-api.md §5)
+    erasure_rate_limit: int = DEFAULT_ERASURE_RATE_LIMIT  # GDPR erasure (data-api.md §6)
 
 
 class Warning(msgspec.Struct, frozen=True, omit_defaults=True):

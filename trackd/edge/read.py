@@ -84,6 +84,9 @@ class ReadAPI:
                 return 200, {"issues": await self.store.issues(workspace.id, _time(query, "since"))}
             case ["stats"]:
                 return 200, await self.stats(workspace.id)
+            # -- GDPR erasure (data-api.md §6): the audit records, never the values --
+            case ["erasures"]:
+                return 200, {"erasures": await self.store.erasures(workspace.id)}
         raise contract.not_found_route()
 
     async def _authorised(self, scope: Scope, workspace_id: str) -> Workspace:

@@ -30,6 +30,7 @@ from trackd.wire.delete import DeleteUserBody, validate_delete
 from trackd.wire.device import TrackDeviceBody, validate_device
 from trackd.wire.event import Validated, decode_event, validate_event
 from trackd.wire.export import GetUserBody, validate_export
+from trackd.wire.gdpr import ErasureBody, validate_erasure
 from trackd.wire.integration import TestConnectionBody, validate_test_connection
 from trackd.wire.merge import validate_merge
 
@@ -64,6 +65,7 @@ class Bucket(enum.Enum):
     # -- Delete User (data-api.md §4) --
     DELETES = "deletes"  # Delete User: requests
     EXPORTS = "exports"  # Get User: users looked up
+    ERASURES = "erasures"  # GDPR erasure: requests [trackd: REF documents no rate]
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
@@ -84,6 +86,8 @@ class Bucket(enum.Enum):
             return workspace.delete_rate_limit
         if self is Bucket.EXPORTS:
             return workspace.export_rate_limit
+        if self is Bucket.ERASURES:
+            return workspace.erasure_rate_limit
         return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
 
 
@@ -321,6 +325,17 @@ V1_ROUTES: tuple[V1Route, ...] = (
         rate_limited=contract.rate_limit_error,
         respond=export_users,
         body=GetUserBody,
+    ),
+    # -- GDPR erasure (data-api.md §6) --
+    V1Route(
+        name="GDPR erasure",
+        pattern="/v1/opengdpr_requests/{workspace_id}",
+        kind=Kind.ERASE,
+        validate=validate_erasure,
+        bucket=Bucket.ERASURES,
+        counts_events=False,
+        answer=contract.erasure_success_json,
+        body=ErasureBody,
     ),
     # -- Test connection (data-api.md §7): answered at once, queues nothing --
     V1Route(

@@ -470,3 +470,31 @@ def no_identity() -> ContractError:  # REF §2.3: an empty body gives no identit
 def test_connection_body(app_name: str) -> dict[str, str]:
     """Test connection's 200, REF §6.8's shape."""
     return {"status": "success", "app_name": app_name}
+
+
+# -- GDPR erasure (data-api.md §6; REF §6.6) ----------------------------------------------------
+
+ERASURE_IDENTITY_TYPES = (
+    "ID", "user_secondary_id", "email", "mobile", "google_advertising_id",
+    "advertising_identifier",
+)  # fmt: skip
+
+
+def erasure_request_type_invalid() -> ContractError:  # [trackd]: REF documents erasure only
+    return ContractError(400, MISSING, "request_type should be erasure", "request_type")
+
+
+def erasure_identity_type_invalid() -> ContractError:  # [trackd]: REF names the six types
+    return ContractError(
+        400,
+        MISSING,
+        "identity_type should be ID/user_secondary_id/email/mobile/google_advertising_id/"
+        "advertising_identifier",
+        "identity_type",
+    )
+
+
+def erasure_success_json(request_id: str, warnings: list[Any]) -> bytes:
+    """GDPR erasure's 200 (REF §6.6's body; its `request_id` is trackd's request id)."""
+    body = {"status": "success", "message": SUCCESS_MESSAGE, "request_id": request_id}
+    return msgspec.json.encode(body)
