@@ -158,3 +158,46 @@ async def test_test_connection_answers_the_workspace_name(server: TrackdProcess)
         )
         assert wrong.status_code == 401
         assert wrong.json()["error"]["type"] == "Authentication required"
+
+
+async def test_an_erasure_leaves_only_its_audit_record(server: TrackdProcess) -> None:
+    """GDPR erasure (data-api.md §6) against the real server: both users sharing an email go,
+    with their devices, events and issues; the audit record stays, without the values."""
+    async with server.client() as client:
+        ws = await Workspace.create(server, client)
+        for customer in ("ada", "bob", "keep"):
+            email = "keep@example.com" if customer == "keep" else "shared@example.com"
+            sent = await client.post(
+                f"/v1/customer/{ws.id}",
+                json={"type": "customer", "customer_id": customer, "attributes": {"email": email}},
+                headers=ws.headers(),
+            )
+            assert sent.status_code == 200
+            await ws.send(customer)
+        device = {"type": "device", "customer_id": "ada", "device_id": "phone",
+                  "attributes": {"platform": "ANDROID", "push_id": "p1"}}  # fmt: skip
+        assert (
+            await client.post(f"/v1/device/{ws.id}", json=device, headers=ws.headers())
+        ).status_code == 200
+        assert found(await ws.user("ada", lambda r: len(r.json().get("devices", [])) == 2))
+        response = await client.post(
+            f"/v1/opengdpr_requests/{ws.id}",
+            json={"request_type": "erasure", "submitted_time": "2018-10-05T15:00:00Z",
+                  "identities": [{"identity_type": "email",
+                                  "identity_value": "shared@example.com"}],
+                  "api_version": "1.0"},
+            headers=ws.headers(),
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        for gone_user in ("ada", "bob"):
+            assert gone(await ws.user(gone_user, gone))
+            assert (await ws.get("events", customer_id=gone_user)).json()["events"] == []
+        assert found(await ws.get("users/keep"))
+        listed = await poll(lambda: ws.get("erasures"), lambda r: r.json()["erasures"] != [])
+        [record] = listed.json()["erasures"]
+        assert (record["request_id"], record["users"], record["events"]) == (
+            response.headers["x-request-id"],
+            2,
+            2,
+        )
+        assert "shared@example.com" not in listed.text
