@@ -178,6 +178,35 @@ async def test_a_buffered_delete_is_swept_by_a_worker(deployment: Deployment) ->
 
 
 @pytest.mark.anyio
+async def test_an_erasure_through_either_edge_leaves_only_its_audit_record(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    async with httpx.AsyncClient(timeout=30) as client:
+        c = Client(d, WS, client)
+        for u, email in (("er1", "er@example.com"), ("er2", "er@example.com"), ("er3", "x@y")):
+            user = {"type": "customer", "customer_id": u, "attributes": {"email": email}}
+            assert (await c.post(f"/v1/customer/{WS}", user)).status_code == 200
+            assert (await c.post(f"/v1/event/{WS}", _event(u))).status_code == 200
+        body = {
+            "request_type": "erasure",
+            "identities": [{"identity_type": "email", "identity_value": "er@example.com"}],
+        }
+        response = await c.post(f"/v1/opengdpr_requests/{WS}", body)
+        assert response.status_code == 200, response.text
+        for u in ("er1", "er2"):
+            assert (await c.until(u, lambda r: r.status_code == 404)).status_code == 404
+        assert (await c.until("er3", lambda r: r.status_code == 200)).status_code == 200
+        listed = await client.get(f"{d.a.url}/api/workspaces/{WS}/erasures", auth=(WS, c.key))  # type: ignore[attr-defined]
+        [record] = [
+            r for r in listed.json()["erasures"] if r["request_id"] == response.json()["request_id"]
+        ]
+        assert (record["users"], record["events"]) == (2, 2 * ACTIONS)
+        assert "er@example.com" not in listed.text
+    assert not {"er1", "er2"} & {e["customer_id"] for e in _export(d, WS)}
+
+
+@pytest.mark.anyio
 async def test_kill_9_of_a_worker_mid_delete_loses_and_half_deletes_nothing(
     deployment: Deployment,
 ) -> None:
