@@ -206,3 +206,11 @@ class PostgresStore:
         value = value.replace("\x00", "\ufffd")  # as stored (postgres_events)
         async with self._connection() as conn:
             return await postgres_deletes.live_user(conn, workspace_id, identity_type, value)
+
+    # -- Live stream (issue 13 item 2) --
+
+    async def request_warnings(
+        self, workspace_id: str, request_ids: builtins.list[str], since: int, until: int
+    ) -> dict[str, builtins.list[dict[str, Any]]]:
+        async with self._connection() as conn:
+            return await reads.request_warnings(conn, workspace_id, request_ids, since, until)
