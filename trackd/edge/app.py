@@ -97,6 +97,7 @@ class TrackdApp:
                 self.counters,
                 route,
                 self.recorder,
+                self.events,
             )
             for route in routes
         }
