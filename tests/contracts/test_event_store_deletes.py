@@ -311,10 +311,16 @@ async def test_an_erasure_removes_the_recorded_requests_naming_its_users(
         await apply(store, [event("e1", "ada", T), event("e2", "bob", T)])
         entries = [
             RequestEntry(
-                workspace_id="WS1", at=T + n, endpoint="Track Event", method="POST",
-                path="/v1/event/WS1", status=400 if n else 200, request_id=f"r{n}",
-                customer_id=customer_id, event_count=1,
-            )  # fmt: skip
+                workspace_id="WS1",
+                at=T + n,
+                endpoint="Track Event",
+                method="POST",
+                path="/v1/event/WS1",
+                status=400 if n else 200,
+                request_id=f"r{n}",
+                customer_id=customer_id,
+                event_count=1,
+            )
             for n, customer_id in enumerate(["ada", "bob", "ada", None])
         ]
         await log.append(entries, keep=1000)
