@@ -275,6 +275,11 @@ def test_schema_issues_users_and_overview_show_what_was_sent(
     expect(page.locator("#users-events tr.event-row")).to_have_count(4)
     expect(page.locator("#users-events tr.event-row").first).to_contain_text("twelve")
     watched.screenshot("users")
+    moengage_id = profile.locator("dd.mono").first.inner_text()
+    page.select_option("#users-by", "moengage_id")  # the same profile by its moengage_id
+    page.fill("#users-id", moengage_id)
+    page.press("#users-id", "Enter")
+    expect(profile.locator("h3").first).to_have_text("c-7")
     assert (watched.dialogs, watched.errors) == ([], [])
 
 

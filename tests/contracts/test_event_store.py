@@ -896,3 +896,15 @@ async def test_events_with_seq_and_the_warnings_of_their_requests(store: EventSt
     assert await store.request_warnings("WS1", ["w1"], T + 6, T + 9) == {}
     assert await store.request_warnings("WS2", ["w1"], T, T + 9) == {}
     assert await store.request_warnings("WS1", [], T, T + 9) == {}
+
+
+async def test_identifier_owner_names_the_profile_holding_an_identifier_value(
+    store: EventStore,
+) -> None:
+    from trackd.processor.apply import apply
+
+    await apply(store, plans(env("r1", act(0, "Opened", 1), user_identifiers={"u_em": "a@x.io"})))
+    assert await store.identifier_owner("WS1", "u_em", "a@x.io") == "123"
+    assert await store.identifier_owner("WS1", "u_em", "b@x.io") is None
+    assert await store.identifier_owner("WS1", "u_mb", "a@x.io") is None
+    assert await store.identifier_owner("WS2", "u_em", "a@x.io") is None

@@ -142,3 +142,48 @@ async def test_track_user_with_the_wrong_type_is_rejected(harness: Harness) -> N
             "request_id": response.headers["x-request-id"],
         },
     }
+
+
+async def test_a_user_is_found_by_moengage_id_or_identifier(harness: Harness) -> None:
+    """`GET .../users?moengage_id=` and `?identifier=NAME&value=V` (the console's Users
+    lookup): the value compared as the processor stores identifiers (emails case-folded)."""
+    ws, key = await harness.create_workspace(workspace_id="IR", identity_resolution=("u_em",))
+    body = {
+        "type": "event",
+        "customer_id": "ada",
+        "user_identifiers": {"u_em": "Ada@Example.com"},
+        "actions": [{"action": "Opened"}],
+    }
+    sent = await harness.post(body, workspace_id=ws, headers=harness.headers(ws, key))
+    assert sent.status_code == 200
+    auth = {"Authorization": basic(ws, key)}
+    deadline = time.monotonic() + 2
+    while True:
+        profile = await harness.client.get(f"/api/workspaces/{ws}/users/ada", headers=auth)
+        if profile.status_code == 200 or time.monotonic() > deadline:
+            break
+        await anyio.sleep(0.02)
+    moengage_id = profile.json()["moengage_id"]
+    by_identifier = await harness.client.get(
+        f"/api/workspaces/{ws}/users",
+        params={"identifier": "u_em", "value": "  ADA@example.COM "},
+        headers=auth,
+    )
+    assert (by_identifier.status_code, by_identifier.json()) == (200, profile.json())
+    by_moengage_id = await harness.client.get(
+        f"/api/workspaces/{ws}/users", params={"moengage_id": moengage_id}, headers=auth
+    )
+    assert (by_moengage_id.status_code, by_moengage_id.json()) == (200, profile.json())
+    for params in ({"identifier": "u_em", "value": "bob@example.com"}, {"moengage_id": "0" * 24}):
+        missing = await harness.client.get(
+            f"/api/workspaces/{ws}/users", params=params, headers=auth
+        )
+        error = missing.json()["error"]
+        assert (missing.status_code, error["type"], error["message"]) == (
+            404,
+            "NotFound",
+            "No such user",
+        )
+    bare = await harness.client.get(f"/api/workspaces/{ws}/users", headers=auth)
+    error = bare.json()["error"]
+    assert (bare.status_code, error["attribute"]) == (400, "identifier")

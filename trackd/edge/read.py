@@ -21,6 +21,7 @@ from trackd.edge.v1 import Bucket
 from trackd.errors import ContractError
 from trackd.limiter.base import Limiter
 from trackd.models import Workspace
+from trackd.processor.identity import normalise
 from trackd.queue.base import PROCESSOR, Queue
 from trackd.store.base import EventQuery, EventStore, RequestLog, RequestQuery
 from trackd.wire import contract
@@ -90,6 +91,8 @@ class ReadAPI:
                 if user is None:
                     raise contract.no_such_user()
                 return 200, user
+            case ["users"]:  # by moengage_id, or an Identity Resolution identifier's value
+                return 200, await self._user_by(workspace.id, query)
             case ["events"]:
                 events, cursor = await self.store.events(_event_query(workspace.id, query))
                 return 200, {
@@ -184,6 +187,22 @@ class ReadAPI:
             else round(max(0.0, (now_ms - received) / 1000), 3),
             "rate_limit": rate_limit,
         }
+
+    async def _user_by(self, workspace_id: str, query: dict[str, str]) -> dict[str, Any]:
+        """`?moengage_id=M`, or `?identifier=NAME&value=V` (compared as the processor stores
+        identifiers, `trackd.processor.identity.normalise`): the profile, or 404."""
+        if "moengage_id" in query:
+            owner = await self.store.live_user(workspace_id, "moengage_id", query["moengage_id"])
+        elif query.get("identifier") and "value" in query:
+            name = query["identifier"]
+            value = normalise(name, query["value"])
+            owner = await self.store.identifier_owner(workspace_id, name, value)
+        else:
+            raise contract.invalid_param("identifier", "moengage_id=M, or identifier=NAME&value=V")
+        user = None if owner is None else await self.store.user(workspace_id, owner)
+        if user is None:
+            raise contract.no_such_user()
+        return user
 
     async def _authorised(self, scope: Scope, workspace_id: str) -> Workspace:
         """As `_authorise`; what the cache refuses is checked again after a `refresh`, so a

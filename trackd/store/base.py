@@ -221,6 +221,11 @@ class EventStore(Protocol):
         """As `Batch.live_user`, outside a batch (the edge's not-found check)."""
         ...
 
+    async def identifier_owner(self, workspace_id: str, name: str, value: str) -> str | None:
+        """The customer id of the profile an Identity Resolution identifier value names (as
+        the processor stored it, normalised), or None (the console's Users lookup)."""
+        ...
+
     async def erasures(self, workspace_id: str) -> list[dict[str, object]]:
         """The workspace's erasure audit records, oldest applied first (GDPR, data-api.md §6):
         request_id, submitted_time, received_at, applied_at, identity_types, users, events."""

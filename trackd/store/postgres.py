@@ -207,6 +207,11 @@ class PostgresStore:
         async with self._connection() as conn:
             return await postgres_deletes.live_user(conn, workspace_id, identity_type, value)
 
+    async def identifier_owner(self, workspace_id: str, name: str, value: str) -> str | None:
+        name, value = name.replace("\x00", "\ufffd"), value.replace("\x00", "\ufffd")
+        async with self._connection() as conn:
+            return await reads.identifier_owner(conn, workspace_id, name, value)
+
     # -- Live stream (issue 13 item 2) --
 
     async def request_warnings(

@@ -130,3 +130,14 @@ async def request_warnings(
         list(dict.fromkeys(request_ids)),
     )
     return warnings_by_request(rows)
+
+
+async def identifier_owner(conn: asyncpg.Connection, ws: str, name: str, value: str) -> str | None:
+    owner = await conn.fetchval(
+        "SELECT customer_id FROM user_identifiers "
+        "WHERE workspace = $1 AND name = $2 AND value = $3",
+        ws,
+        name,
+        value,
+    )
+    return None if owner is None else str(owner)

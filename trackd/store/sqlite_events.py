@@ -229,6 +229,11 @@ class SQLiteEventStore:
             lambda conn: sqlite_deletes.live_user(conn, workspace_id, identity_type, value)
         )
 
+    async def identifier_owner(self, workspace_id: str, name: str, value: str) -> str | None:
+        return await self._read(
+            lambda conn: reads.identifier_owner(conn, workspace_id, name, value)
+        )
+
     # -- Live stream (issue 13 item 2) --
 
     async def request_warnings(

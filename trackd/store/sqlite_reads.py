@@ -116,3 +116,11 @@ def request_warnings(
             (ws, since, until, *chunk),
         ).fetchall()
     return warnings_by_request(row[1:] for row in sorted(rows))
+
+
+def identifier_owner(conn: sqlite3.Connection, ws: str, name: str, value: str) -> str | None:
+    row = conn.execute(
+        "SELECT customer_id FROM user_identifiers WHERE workspace = ? AND name = ? AND value = ?",
+        (ws, name, value),
+    ).fetchone()
+    return None if row is None else str(row[0])

@@ -1,4 +1,5 @@
-// Users: a profile by customer_id (attributes, identifiers, aliases, devices) and the user's
+// Users: a profile by customer_id, moengage_id or an Identity Resolution identifier's value
+// (attributes, identifiers, aliases, devices) and the user's
 // events, newest first, paged.
 
 import { h, pretty, replace, when } from "../dom.js";
@@ -45,11 +46,14 @@ export const view = {
       return h("div", { class: "panel" }, h("h3", {}, "Events"), h("table", { class: "grid clickable" }, h("thead", {}, h("tr", {}, ["Received", "Event", "Attributes", "Request id"].map(th))), body), more);
     };
 
-    const lookup = async (customerId) => {
-      current = customerId;
+    const lookup = async (by, value, name) => {
+      const key = `${by}\u0000${name}\u0000${value}`;
+      current = key;
       replace(profile);
-      const user = await fetchOr(status, ctx, `users/${encodeURIComponent(customerId)}`, {});
-      if (!user || current !== customerId) return;
+      const user = by === "customer_id"
+        ? await fetchOr(status, ctx, `users/${encodeURIComponent(value)}`, {})
+        : await fetchOr(status, ctx, "users", by === "moengage_id" ? { moengage_id: value } : { identifier: name, value });
+      if (!user || current !== key) return;
       const devices = user.devices || [];
       replace(
         profile,
@@ -65,7 +69,15 @@ export const view = {
         eventsPanel(user.customer_id),
       );
     };
-    const form = h("form", { class: "toolbar", on: { submit: (e) => { e.preventDefault(); if (input.value.trim()) lookup(input.value.trim()); } } }, h("label", {}, "Customer ", input), h("button", { type: "submit", class: "primary" }, "Look up"), status);
+    const by = h("select", { id: "users-by" }, h("option", { value: "customer_id" }, "customer_id"), h("option", { value: "moengage_id" }, "moengage_id"), h("option", { value: "identifier" }, "identifier"));
+    const name = h("input", { id: "users-identifier", placeholder: "identifier name, e.g. u_em", spellcheck: "false", hidden: true });
+    by.addEventListener("change", () => { name.hidden = by.value !== "identifier"; input.placeholder = by.value === "identifier" ? "value" : by.value; });
+    const submit = (e) => {
+      e.preventDefault();
+      const value = input.value.trim();
+      if (value && (by.value !== "identifier" || name.value.trim())) lookup(by.value, value, name.value.trim());
+    };
+    const form = h("form", { class: "toolbar", on: { submit } }, h("label", {}, "By ", by), name, input, h("button", { type: "submit", class: "primary" }, "Look up"), status);
     replace(root, form, profile);
     input.focus();
     return () => { current = null; };
