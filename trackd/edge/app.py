@@ -144,9 +144,9 @@ class TrackdApp:
         method: str = scope["method"]
         matched = self.router.match(path)
         if matched is not None:
-            route, workspace_id = matched
+            route, _ = matched
             if method == "POST":  # through admission control: refused at once when behind
-                await self.admission(self.v1[route], scope, receive, send, workspace_id)
+                await self.admission(self.v1[route], scope, receive, send)
             else:
                 await _error(send, contract.method_not_allowed(), [ALLOW_POST])
         elif path.startswith(READ_PREFIX):

@@ -58,7 +58,7 @@ async def send_json(send: Send, status: int, body: bytes, headers: Headers = ())
     await send({"type": "http.response.body", "body": body})
 
 
-def client_ip(headers: dict[bytes, bytes], scope: Scope) -> str | None:
+def client_ip(headers: dict[bytes, bytes], peer: str | None) -> str | None:
     """The first valid address of X-Forwarded-For, else the peer; a malformed value is ignored."""
     forwarded = headers.get(b"x-forwarded-for")
     if forwarded:
@@ -67,5 +67,4 @@ def client_ip(headers: dict[bytes, bytes], scope: Scope) -> str | None:
                 return str(ipaddress.ip_address(part.strip()))
             except ValueError:
                 continue
-    client = scope.get("client")
-    return str(client[0]) if client else None
+    return peer

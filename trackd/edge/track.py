@@ -60,23 +60,35 @@ class Request:
 
     __slots__ = (
         "body",
+        "client",
         "headers",
         "inflate_failed",
+        "method",
+        "path",
         "query",
         "request_id",
-        "scope",
         "workspace_id",
     )
 
-    def __init__(self, scope: Scope, workspace_id: str | None) -> None:
-        self.scope = scope
-        self.headers = header_map(scope)
-        query_string = scope.get("query_string")
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        client: str | None,
+        workspace_id: str | None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
         self.query = parse_qs(query_string.decode("latin-1")) if query_string else {}
+        self.client = client
         # A query route's workspace is its `app_id` ("" when absent: no workspace is named so).
         self.workspace_id = (self.param("app_id") or "") if workspace_id is None else workspace_id
         self.request_id = contract.new_request_id()
-        self.body = b""
+        self.body = body
         self.inflate_failed = False
 
     def param(self, name: str) -> str | None:
@@ -84,7 +96,16 @@ class Request:
         return values[0] if values else None
 
 
+#: What the core answers: (status, headers, body); the transport adds only its own framing
+#: (content-type and content-length, `http.json_headers`).
+Answer = tuple[int, Headers, bytes]
+
+
 class TrackEndpoint:
+    """One `/v1` row. The check table runs in the transport-free core, `respond` (and `refuse`
+    for an answer before the body is read); the ASGI entry point (`__call__`) and the fast path
+    (`trackd.edge.protocol`) are only transports around it."""
+
     def __init__(
         self,
         registry: WorkspaceRegistry,
@@ -100,48 +121,100 @@ class TrackEndpoint:
         self.max_body = max_body
         self.counters = counters
         self.route = route
+        self._path_workspace = route.workspace_from is WorkspaceFrom.PATH
 
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, workspace_id: str | None
-    ) -> None:
-        request = Request(scope, workspace_id)
+    # -- transports -----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI transport: the body read to the cap, then the core."""
+        method, path = scope["method"], scope["path"]
+        query, headers = scope.get("query_string", b""), header_map(scope)
+        client = scope.get("client")
+        peer = str(client[0]) if client else None
+        if self.declared_too_large(headers):
+            answer = await self.refuse(
+                method, path, query, headers, peer, contract.payload_too_large()
+            )
+        else:
+            try:
+                body = await read_body(receive, self.max_body)
+            except ClientDisconnected:
+                return  # nothing to answer, nothing kept
+            if body is None:
+                answer = await self.refuse(
+                    method, path, query, headers, peer, contract.payload_too_large()
+                )
+            else:
+                answer = await self.respond(method, path, query, headers, body, peer)
+        status, answer_headers, answer_body = answer
+        await send_json(send, status, answer_body, answer_headers)
+
+    def declared_too_large(self, headers: dict[bytes, bytes]) -> bool:
+        """Row 1 on the declared length, before any of the body is read."""
+        declared = headers.get(b"content-length")
+        return declared is not None and declared.isdigit() and int(declared) > self.max_body
+
+    # -- the core ---------------------------------------------------------------------------
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        client: str | None,
+    ) -> Answer:
+        """The check table over one whole request: its body as received (at most `max_body`
+        bytes, maybe gzip), `headers` by lower-case name (the first of repeated ones), `client`
+        the peer's address. Never raises."""
+        request = Request(method, path, query, headers, body, client, self._workspace_of(path))
         try:
-            status, body, headers = await self._handle(request, receive)
-        except ClientDisconnected:
-            return  # nothing to answer, nothing kept
+            status, answer_body, answer_headers = await self._handle(request)
         except ContractError as exc:
-            status, body = exc.status, self._fail(exc, request)
-            headers = await self._error_headers(exc, request)
+            status, answer_body = exc.status, self._fail(exc, request)
+            answer_headers = await self._error_headers(exc, request)
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
-            status, body, headers = 500, self._fail(contract.unexpected(), request), []
-        await self._answer(send, request, status, body, headers)
+            status, answer_body, answer_headers = (
+                500,
+                self._fail(contract.unexpected(), request),
+                [],
+            )
+        return self._answer(request, status, answer_body, answer_headers)
 
     async def refuse(
-        self, scope: Scope, send: Send, workspace_id: str | None, exc: ContractError
-    ) -> None:
-        """Answer `exc` before the body is read (admission control's 503), with the headers and
-        counts of any rejection."""
-        request = Request(scope, workspace_id)
-        headers = await self._error_headers(exc, request)
-        await self._answer(send, request, exc.status, self._fail(exc, request), headers)
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        client: str | None,
+        exc: ContractError,
+    ) -> Answer:
+        """Answer `exc` before the body is read (row 1 on a declared or read length, admission
+        control's 503), with the headers and counts of any rejection."""
+        request = Request(method, path, query, headers, b"", client, self._workspace_of(path))
+        answer_headers = await self._error_headers(exc, request)
+        return self._answer(request, exc.status, self._fail(exc, request), answer_headers)
 
-    async def _answer(
-        self, send: Send, request: Request, status: int, body: bytes, headers: Headers
-    ) -> None:
+    def _workspace_of(self, path: str) -> str | None:
+        return path.rpartition("/")[2] if self._path_workspace else None
+
+    def _answer(self, request: Request, status: int, body: bytes, headers: Headers) -> Answer:
         headers.append((b"x-request-id", request.request_id.encode()))
         self.counters.responses[status] += 1
         if status != 200 and self.registry.get(request.workspace_id) is not None:
             self.counters.rejected[request.workspace_id] += 1
-        await send_json(send, status, body, headers)
+        return status, headers, body
 
     @staticmethod
     def _fail(exc: ContractError, request: Request) -> bytes:
         return encode(contract.error_body(exc, request.request_id))
 
-    async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
+    async def _handle(self, request: Request) -> tuple[int, bytes, Headers]:
         received_ms = int(time.time() * 1000)
-        await self._read(request, receive)  # row 1
+        self._inflated(request)  # row 1 (the length read is the transport's)
         workspace = await self._authenticate(request)  # rows 2-11
         self._check_headers(request)  # rows 12-13
         workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
@@ -168,7 +241,7 @@ class TrackEndpoint:
             workspace_id=workspace.id,
             received_at=received_ms,
             project_code=request.param("project_code") if workspace.portfolio else None,
-            client_ip=client_ip(request.headers, request.scope),
+            client_ip=client_ip(request.headers, request.client),
             customer_id=validated.customer_id,
             device_id=validated.device_id,
             user_identifiers=validated.user_identifiers,
@@ -238,17 +311,10 @@ class TrackEndpoint:
         body = self.route.answer(request.request_id, validated.warnings)  # the row's 200
         return 200, body, rate_headers(decision)
 
-    async def _read(self, request: Request, receive: Receive) -> None:
-        declared = request.headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise contract.payload_too_large()
-        body = await read_body(receive, self.max_body)
-        if body is None:
-            raise contract.payload_too_large()
+    def _inflated(self, request: Request) -> None:
         encoding = request.headers.get(b"content-encoding", b"").strip().lower()
-        if encoding in GZIP_ENCODINGS and body:
-            body = self._inflate(request, body)
-        request.body = body
+        if encoding in GZIP_ENCODINGS and request.body:
+            request.body = self._inflate(request, request.body)
 
     def _inflate(self, request: Request, body: bytes) -> bytes:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
