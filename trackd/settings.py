@@ -89,6 +89,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: either the connection is closed (slow clients, `trackd.edge.protocol`).
     header_timeout_seconds: Seconds = 10.0
     body_timeout_seconds: Seconds = 30.0
+    # -- the /v1 fast path (issue 14 item 1) --
+    #: Whether a `POST /v1/...` skips the ASGI cycle: parsed, checked, queued and answered
+    #: inside the HTTP protocol (`trackd.edge.protocol`), the same core and the same answers;
+    #: off, it goes through ASGI as every other route does.
+    fast_path: bool = True
 
     @property
     def data_path(self) -> Path:
