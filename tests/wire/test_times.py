@@ -418,3 +418,52 @@ iso_texts = st.builds(
 @given(iso_texts)
 def test_iso_times_parse_as_one_datetime_would(text: str) -> None:
     assert parse_time(text) == _iso_oracle(text)
+
+
+# -- the usual form without a regex (`_from_iso_seconds_z`) ----------------------------------
+
+seconds_z_texts = st.builds(
+    lambda y, mo, d, sep, h, mi, s, z: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{z}",
+    _digits(0, 9999),
+    _digits(0, 13),
+    _digits(0, 32),
+    st.sampled_from(["T", "t", " "]),
+    _digits(0, 25),
+    _digits(0, 61),
+    _digits(0, 61),
+    st.sampled_from(["Z", "z"]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(seconds_z_texts)
+def test_the_usual_iso_form_parses_as_one_datetime_would(text: str) -> None:
+    assert len(text) == 20
+    assert parse_time(text) == _iso_oracle(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0662\u0660\u0662\u0664-01-01T00:00:00Z",  # Arabic-Indic digits: not ASCII
+        "+202-01-01T00:00:00Z",
+        "1_00-01-01T00:00:00Z",
+        "2024-01-01T0 :00:00Z",
+        "2024-01-01T00:00:00X",
+        "2024-01-01X00:00:00Z",
+        "1969-12-31T23:59:59Z",  # before the epoch
+        "0000-01-01T00:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "2024-01-01T24:00:00Z",
+    ],
+)
+def test_texts_of_the_usual_length_that_are_not_times_are_rejected(text: str) -> None:
+    assert len(text) == 20
+    assert parse_time(text) is None
+    assert _iso_oracle(text) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=20, max_size=20))
+def test_any_text_of_the_usual_length_parses_as_the_general_parse(text: str) -> None:
+    assert parse_time(text) == parse_time(" " + text)  # the stripped text takes the general parse
