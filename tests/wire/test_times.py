@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackd.wire import times
 from trackd.wire.times import _ISO, MAX_MS, iso, parse_offset, parse_time, resolve
 
 EPOCH = datetime(1970, 1, 1)
@@ -439,7 +440,7 @@ seconds_z_texts = st.builds(
 @given(seconds_z_texts)
 def test_the_usual_iso_form_parses_as_one_datetime_would(text: str) -> None:
     assert len(text) == 20
-    assert parse_time(text) == _iso_oracle(text)
+    assert times._from_text(text) == parse_time(text) == _iso_oracle(text)
 
 
 @pytest.mark.parametrize(
@@ -459,6 +460,7 @@ def test_the_usual_iso_form_parses_as_one_datetime_would(text: str) -> None:
 )
 def test_texts_of_the_usual_length_that_are_not_times_are_rejected(text: str) -> None:
     assert len(text) == 20
+    assert times._from_text(text) is None
     assert parse_time(text) is None
     assert _iso_oracle(text) is None
 
@@ -466,4 +468,12 @@ def test_texts_of_the_usual_length_that_are_not_times_are_rejected(text: str) ->
 @settings(max_examples=500, deadline=None)
 @given(st.text(min_size=20, max_size=20))
 def test_any_text_of_the_usual_length_parses_as_the_general_parse(text: str) -> None:
-    assert parse_time(text) == parse_time(" " + text)  # the stripped text takes the general parse
+    # the stripped text takes the general parse
+    assert times._from_text(text) == times._from_text(" " + text)
+
+
+def test_remembered_texts_stay_within_their_bound() -> None:
+    for n in range(times.MAX_REMEMBERED + 10):
+        assert parse_time(str(1_700_000_000 + n)) == (1_700_000_000 + n) * 1000
+    assert len(times._TEXTS) <= times.MAX_REMEMBERED
+    assert parse_time("2026-12-02T13:00:00Z") == parse_time("2026-12-02T13:00:00Z") is not None

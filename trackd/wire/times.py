@@ -37,6 +37,23 @@ def parse_time(value: object) -> int | None:
         return _from_epoch(float(value)) if isinstance(value, float) else _from_int(value)
     if not isinstance(value, str):
         return None
+    try:  # a batch's events mostly share a few times: each text is parsed once
+        return _TEXTS[value]
+    except KeyError:
+        pass
+    ms = _from_text(value)
+    if len(_TEXTS) >= MAX_REMEMBERED:
+        _TEXTS.clear()
+    _TEXTS[value] = ms
+    return ms
+
+
+#: Texts parsed lately and their result, up to a bound (a pure function of the text).
+_TEXTS: dict[str, int | None] = {}
+MAX_REMEMBERED = 4096
+
+
+def _from_text(value: str) -> int | None:
     if len(value) == 20:  # the usual form, YYYY-MM-DDTHH:MM:SSZ, without a regex
         ms = _from_iso_seconds_z(value)
         if ms is not None:
@@ -128,7 +145,7 @@ def _day_ms(year: str, month: str, day: str) -> int | None:
         )
     except ValueError:
         ms = None
-    if len(_DAYS) >= 4096:
+    if len(_DAYS) >= MAX_REMEMBERED:
         _DAYS.clear()
     _DAYS[key] = ms
     return ms
