@@ -24,23 +24,38 @@ COLUMNS = (
     "app_version", "user_time", "current_time", "user_timezone_offset", "received_at",
     "client_ip", "device_id", "project_code", "moe_os_type",
 )  # fmt: skip
-_encode = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()
+_encode = _encoder.encode
+_encode_lines = _encoder.encode_lines  # NDJSON: one line per event, each ending in "\n"
 
 
 async def pages(
     store: EventStore, workspace_id: str, since: int | None, until: int | None
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every matching event, newest first, one page at a time."""
-    cursor: int | None = None
-    while True:
+    """Every matching event, newest first, one page at a time; the next page is read while
+    the caller writes this one (the store reads on its own thread)."""
+
+    def read(cursor: int | None) -> asyncio.Future[tuple[list[dict[str, Any]], int | None]]:
         query = EventQuery(
             workspace_id=workspace_id, since=since, until=until, limit=PAGE, before_seq=cursor
         )
-        events, cursor = await store.events(query)
-        if events:
-            yield events
-        if cursor is None:
-            return
+        return asyncio.ensure_future(store.events(query))
+
+    pending = read(None)
+    try:
+        while True:
+            events, cursor = await pending
+            if cursor is not None:
+                pending = read(cursor)
+            if events:
+                yield events
+            if cursor is None:
+                return
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +100,7 @@ class _Writer:
 
 class _NDJSON(_Writer):
     def write(self, page: list[dict[str, Any]]) -> None:
-        self.out.write(b"".join(_encode(event) + b"\n" for event in page))
+        self.out.write(_encode_lines(page))
 
 
 class _CSV(_Writer):
