@@ -101,19 +101,24 @@ async def edge(fast: bool, scratch: str) -> tuple[TrackdApp, str]:
     return app, key
 
 
+#: Distinct bodies, built whatever the number of requests (so that two runs' instruction
+#: counts differ by their requests alone), sent in turn.
+POOL = 100
+
+
 def requests(key: str, actions: int, count: int) -> list[bytes]:
     auth = base64.b64encode(f"{WORKSPACE}:{key}".encode())
     rng = random.Random(14)
     now = int(time.time())
-    made = []
-    for _ in range(count):
+    pool = []
+    for _ in range(POOL):
         payload = body(actions, now, rng)
-        made.append(
+        pool.append(
             b"POST /v1/event/BENCH HTTP/1.1\r\nHost: trackd\r\nAuthorization: Basic %s\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
             % (auth, len(payload), payload)
         )
-    return made
+    return [pool[n % POOL] for n in range(count)]
 
 
 async def run(app: TrackdApp, raw: list[bytes]) -> float:
