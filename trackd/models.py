@@ -11,6 +11,10 @@ DEFAULT_RATE_LIMIT = 30_000  # events per 60 s, per workspace (REF §3)
 DEFAULT_USER_RATE_LIMIT = 10_000
 DEFAULT_MERGE_RATE_LIMIT = 1_000  # Merge Users: user updates (pairs) per 60 s (REF §3)
 DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.md §3)
+# -- Track Device and Bulk Import (data-api.md §1, §2) --
+DEFAULT_DEVICE_RATE_LIMIT = 10_000  # Track Device: device updates per 60 s (REF §3)
+DEFAULT_BULK_USER_RATE_LIMIT = 60_000  # Bulk Import: users (and devices) per 60 s (REF §3)
+DEFAULT_BULK_EVENT_RATE_LIMIT = 60_000  # Bulk Import: events per 60 s (REF §3)
 
 
 class Kind(enum.StrEnum):
@@ -20,6 +24,9 @@ class Kind(enum.StrEnum):
     EVENT = "event"  # Track Event, POST /v1/event/{ws}
     CUSTOMER = "customer"  # Track User, POST /v1/customer/{ws}
     MERGE = "merge"  # Merge Users, POST /v1/customer/merge?app_id={ws}
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    DEVICE = "device"  # Track Device, POST /v1/device/{ws}
+    BULK = "transition"  # Bulk Import, POST /v1/transition/{ws}: elements of the kinds above
 
 
 #: Path words of MoEngage's Data API (`/v1/customer/merge`, `…/delete`, `/v1/customers/export`):
@@ -44,6 +51,10 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     clock_skew: int = DEFAULT_CLOCK_SKEW
     created_at: float = 0.0
     merge_rate_limit: int = DEFAULT_MERGE_RATE_LIMIT  # Merge Users pairs per 60 s (REF §3)
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    device_rate_limit: int = DEFAULT_DEVICE_RATE_LIMIT
+    bulk_user_rate_limit: int = DEFAULT_BULK_USER_RATE_LIMIT
+    bulk_event_rate_limit: int = DEFAULT_BULK_EVENT_RATE_LIMIT
 
 
 class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -52,6 +63,9 @@ class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
     index: int
     reason: str
     attribute: str | None = None
+    # -- Bulk Import (data-api.md §2): an `invalid_element`'s kind and its endpoint's 400 --
+    type: str | None = None
+    message: str | None = None
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -77,6 +91,27 @@ class MergePair(msgspec.Struct, frozen=True, array_like=True):
     retained_user: str
 
 
+# -- Track Device (data-api.md §1) --
+#: The device attributes Track Device keeps (REF §6.3), beside `platform` and `app_version`,
+#: which are columns of the device.
+DEVICE_ATTRIBUTES = (
+    "push_id", "model", "moe_push_opted", "moe_push_provisional_opted", "os_version",
+    "moe_gaid", "idfv",
+)  # fmt: skip
+#: The attributes that name a device: another device of the user with one of them equal is
+#: replaced by the one sent (REF §6.3).
+DEVICE_IDENTIFIERS = ("moe_gaid", "idfv", "push_id")
+
+
+class Device(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Track Device's validated device: what the processor stores on the user, if it exists."""
+
+    device_id: str
+    platform: str  # ANDROID, iOS, web or TV
+    app_version: str | None = None
+    attributes: dict[str, Any] = {}  # of `DEVICE_ATTRIBUTES`, push_id always
+
+
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the edge appends to the durable queue for one accepted request."""
 
@@ -100,6 +135,13 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     #: Merge Users (`Kind.MERGE`) only: the pairs, in the order sent.
     merges: list[MergePair] | None = None
+
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    #: Track Device (`Kind.DEVICE`) only: the device.
+    device: Device | None = None
+    #: Bulk Import (`Kind.BULK`) only: its valid elements, in order, each as the envelope its
+    #: own endpoint would have queued (their request id, workspace and receive time this one's).
+    elements: list[Envelope] | None = None
 
     def encode(self) -> bytes:
         return _encoder.encode(self)
@@ -161,3 +203,6 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     user_attributes: dict[str, Any] | None = None
     update_existing_only: bool = False
     merges: list[MergePair] | None = None  # Merge Users only
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    device: Device | None = None  # Track Device only
+    parts: list[Plan] | None = None  # Bulk Import only: its elements' plans, in order

@@ -35,6 +35,7 @@ MIGRATIONS = [
     "0001_schema.sql",
     "0002_moengage_id.sql",
     "0003_merge.sql",
+    "0004_devices.sql",  # Track Device (wt-device)
     "0007_events_by_action_time.sql",
 ]
 

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import msgspec
@@ -35,7 +36,7 @@ from trackd.edge.registry import WorkspaceRegistry
 from trackd.edge.v1 import V1Route, WorkspaceFrom
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
-from trackd.models import Envelope, Workspace
+from trackd.models import Envelope, Kind, Workspace
 from trackd.queue.base import UNKNOWN, Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
@@ -227,15 +228,8 @@ class TrackEndpoint:
             if await self._replayed(request, fingerprint):  # the first response again
                 decision = await self.limiter.peek(limit_key, limit)
                 return self._success(request, validated, decision)
-        try:
-            decision = await self.limiter.acquire(  # row 26
-                limit_key, validated.event_count, limit
-            )
-        except BackendError as exc:
-            log.warning("rate limiter failed on request %s: %s", request.request_id, exc)
-            raise contract.queue_unavailable() from exc
-        if not decision.allowed:
-            raise _RateLimited(decision, self.route.rate_limited())
+        charges = self._charges(workspace, validated)
+        decision = await self._acquire(request, charges)  # row 26
         envelope = Envelope(
             request_id=request.request_id,
             workspace_id=workspace.id,
@@ -252,6 +246,9 @@ class TrackEndpoint:
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,
             merges=validated.merges,
+            # -- Track Device and Bulk Import --
+            device=validated.device,
+            elements=self._elements(validated, request, workspace, received_ms),
         )
         try:
             stored = await self.queue.put(  # row 27
@@ -259,10 +256,10 @@ class TrackEndpoint:
             )
         except QueueUnavailable as exc:
             log.warning("queue refused request %s: %s", request.request_id, exc)
-            await self._refund(limit_key, validated.event_count)
+            await self._refund_all(charges)
             raise contract.queue_unavailable() from exc
         if not stored:  # a concurrent request with the same key won: this one ingests nothing
-            await self._refund(limit_key, validated.event_count)
+            await self._refund_all(charges)
             await self._replayed(request, fingerprint)  # and it was the same request, or 422
             return self._success(request, validated, decision)
         self.counters.accepted_events += envelope.event_count
@@ -299,6 +296,66 @@ class TrackEndpoint:
             await self.limiter.refund(key, cost)
         except Exception:
             log.exception("could not refund %d events to %s", cost, key)
+
+    # -- Track Device and Bulk Import: a request may charge several buckets (`V1Route.costs`) --
+
+    def _charges(self, workspace: Workspace, validated: Validated) -> list[tuple[str, int, int]]:
+        """(limiter key, cost, limit) of each bucket the request charges, in the route's order."""
+        return [
+            (bucket.key(workspace.id), cost, bucket.limit(workspace))
+            for bucket, cost in self.route.charges(validated)
+        ]
+
+    async def _acquire(self, request: Request, charges: list[tuple[str, int, int]]) -> Decision:
+        """Row 26: every bucket admits its cost, or none keeps any (a refusal refunds those
+        charged before it). The first bucket's decision is the 200's headers."""
+        decisions: list[Decision] = []
+        try:
+            for done, (key, cost, limit) in enumerate(charges):
+                decision = await self.limiter.acquire(key, cost, limit)
+                if not decision.allowed:
+                    await self._refund_all(charges[:done])
+                    raise _RateLimited(decision, self.route.rate_limited())
+                decisions.append(decision)
+        except BackendError as exc:
+            log.warning("rate limiter failed on request %s: %s", request.request_id, exc)
+            await self._refund_all(charges[: len(decisions)])
+            raise contract.queue_unavailable() from exc
+        return decisions[0]
+
+    async def _refund_all(self, charges: list[tuple[str, int, int]]) -> None:
+        for key, cost, _ in charges:
+            if cost:
+                await self._refund(key, cost)
+
+    @staticmethod
+    def _elements(
+        validated: Validated, request: Request, workspace: Workspace, received_ms: int
+    ) -> list[Envelope] | None:
+        """Bulk Import: each valid element as the envelope its own endpoint would queue."""
+        if validated.elements is None:
+            return None
+        project_code = request.param("project_code") if workspace.portfolio else None
+        return [
+            Envelope(
+                request_id=request.request_id,
+                workspace_id=workspace.id,
+                received_at=received_ms,
+                project_code=project_code,
+                client_ip=client_ip(request.headers, request.scope),
+                customer_id=v.customer_id,
+                device_id=v.device_id,
+                user_identifiers=v.user_identifiers,
+                actions=v.actions,
+                warnings=v.warnings,
+                event_count=v.event_count if kind is Kind.EVENT else 0,
+                kind=kind,
+                user_attributes=v.user_attributes,
+                update_existing_only=v.update_existing_only,
+                device=v.device,
+            )
+            for kind, v in validated.elements
+        ]
 
     def limit(self, workspace: Workspace) -> tuple[str, int]:
         """The limiter key and limit of the route's bucket in this workspace."""
@@ -390,19 +447,21 @@ class TrackEndpoint:
             validated = decode(request.body, workspace, project_code, received_ms)
             if validated is not None:
                 return validated
-        payload = self._decode(request)  # rows 14-15
+        payload = self._decode(request, self.route.malformed_json)  # rows 14-15
         return self.route.validate(payload, workspace, project_code, received_ms)
 
     @staticmethod
-    def _decode(request: Request) -> object:
+    def _decode(
+        request: Request, malformed_json: Callable[[], ContractError] = contract.malformed_json
+    ) -> object:
         if not request.body:
             raise contract.empty_body()  # row 14
         if request.inflate_failed:
-            raise contract.malformed_json()  # row 15
+            raise malformed_json()  # row 15
         try:
             return _decode_json(request.body)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise contract.malformed_json() from exc
+            raise malformed_json() from exc
 
     async def _error_headers(self, exc: ContractError, request: Request) -> Headers:
         if isinstance(exc, _RateLimited):

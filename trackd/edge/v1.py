@@ -20,7 +20,9 @@ import msgspec
 from trackd.errors import ContractError
 from trackd.models import ROUTE_WORDS, Kind, Warning, Workspace
 from trackd.wire import contract
+from trackd.wire.bulk import BulkImportBody, validate_bulk
 from trackd.wire.customer import validate_customer
+from trackd.wire.device import TrackDeviceBody, validate_device
 from trackd.wire.event import Validated, decode_event, validate_event
 from trackd.wire.merge import validate_merge
 
@@ -45,6 +47,10 @@ class Bucket(enum.Enum):
     EVENTS = "events"
     USERS = "users"
     MERGES = "merges"  # Merge Users: user updates, a pair counts one
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    DEVICES = "devices"  # Track Device: device updates, a request counts one
+    BULK_USERS = "bulk-users"  # Bulk Import: its customer and device elements
+    BULK_EVENTS = "bulk-events"  # Bulk Import: its event elements' actions
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
@@ -53,7 +59,18 @@ class Bucket(enum.Enum):
     def limit(self, workspace: Workspace) -> int:
         if self is Bucket.MERGES:
             return workspace.merge_rate_limit
+        # -- Track Device and Bulk Import --
+        if self is Bucket.DEVICES:
+            return workspace.device_rate_limit
+        if self is Bucket.BULK_USERS:
+            return workspace.bulk_user_rate_limit
+        if self is Bucket.BULK_EVENTS:
+            return workspace.bulk_event_rate_limit
         return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
+
+
+#: What a request costs, bucket by bucket (`V1Route.costs`).
+Costs = Callable[[Validated], tuple[tuple[Bucket, int], ...]]
 
 
 def track_answer(request_id: str, warnings: list[Warning]) -> bytes:
@@ -84,6 +101,24 @@ class V1Route:
     #: The documented shape of its body (a msgspec Struct beside its validator in `trackd.wire`):
     #: what `/openapi.json` shows as the request (issue 12 item 5: generated, never hand-written).
     body: type | None = None
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    #: What a request costs in each bucket it charges, in order (all or none are charged; the
+    #: 200's rate-limit headers are the first bucket's, a 429's the refusing one's). None:
+    #: `event_count` in `bucket` alone.
+    costs: Costs | None = None
+    #: Its row-15 error (undecodable JSON): Track Event's unless REF gives the endpoint its own.
+    malformed_json: Callable[[], ContractError] = contract.malformed_json
+
+    def charges(self, validated: Validated) -> tuple[tuple[Bucket, int], ...]:
+        """The buckets a request charges and what it costs in each (`costs`)."""
+        if self.costs is None:
+            return ((self.bucket, validated.event_count),)
+        return self.costs(validated)
+
+
+def bulk_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
+    """Bulk Import: its users, then its events (REF §3: 60,000 of each a minute)."""
+    return ((Bucket.BULK_USERS, validated.users), (Bucket.BULK_EVENTS, validated.event_count))
 
 
 V1_ROUTES: tuple[V1Route, ...] = (
@@ -115,6 +150,49 @@ V1_ROUTES: tuple[V1Route, ...] = (
         workspace_from=WorkspaceFrom.QUERY,
         answer=contract.merge_success_json,
         rate_limited=contract.rate_limit_error,
+    ),
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    V1Route(
+        name="Track Device",
+        pattern="/v1/device/{workspace_id}",
+        kind=Kind.DEVICE,
+        validate=validate_device,
+        bucket=Bucket.DEVICES,
+        counts_events=False,
+        body=TrackDeviceBody,
+    ),
+    V1Route(
+        name="Track Device",
+        pattern="/v1/device",
+        kind=Kind.DEVICE,
+        validate=validate_device,
+        bucket=Bucket.DEVICES,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.QUERY,
+        body=TrackDeviceBody,
+    ),
+    V1Route(
+        name="Bulk Import",
+        pattern="/v1/transition/{workspace_id}",
+        kind=Kind.BULK,
+        validate=validate_bulk,
+        bucket=Bucket.BULK_USERS,
+        counts_events=True,
+        costs=bulk_costs,
+        malformed_json=contract.bulk_malformed_json,
+        body=BulkImportBody,
+    ),
+    V1Route(
+        name="Bulk Import",
+        pattern="/v1/transition",
+        kind=Kind.BULK,
+        validate=validate_bulk,
+        bucket=Bucket.BULK_USERS,
+        counts_events=True,
+        workspace_from=WorkspaceFrom.QUERY,
+        costs=bulk_costs,
+        malformed_json=contract.bulk_malformed_json,
+        body=BulkImportBody,
     ),
 )
 

@@ -12,13 +12,15 @@ Each run sees what the ones before it wrote. All of it commits, or none does: a 
 plan is claimed again only if its first batch did not commit.
 
 A batch of plain events (no merge, no alias in its workspaces) is one run, as it always was.
+A Bulk Import plan is replaced, once claimed, by its parts (`expanded`): its elements apply in
+order, exactly as the same requests sent one by one to their own endpoints would.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from trackd.models import IssueRecord, Plan
+from trackd.models import IssueRecord, Kind, Plan
 from trackd.processor import identity, merge
 from trackd.processor.profiles import ProfileView
 from trackd.processor.rollup import rollup
@@ -33,7 +35,7 @@ async def apply(store: EventStore, plans: list[Plan]) -> None:
     if not plans:
         return
     async with store.batch() as batch:
-        fresh = await batch.claim(plans)
+        fresh = expanded(await batch.claim(plans))
         start = 0
         while start < len(fresh):
             barrier = STEPS[fresh[start].kind].barrier
@@ -104,6 +106,25 @@ async def _capped(batch: Batch, plan: Plan, tie: identity.Tie) -> tuple[Plan, id
     plan = msgspec.structs.replace(plan, identifiers=kept or None, issues=[*plan.issues, *issues])
     others = [(c, key) for c, key in tie.others if key not in capped]
     return plan, tie._replace(others=others)
+
+
+# -- Bulk Import (data-api.md §2) --
+
+
+def expanded(plans: list[Plan]) -> list[Plan]:
+    """`plans` with each Bulk Import replaced by its parts, in order (each applied as its own
+    endpoint's plan), after a plan holding only the bulk's own issues (its invalid elements)."""
+    if not any(p.kind == Kind.BULK for p in plans):
+        return plans
+    out: list[Plan] = []
+    for plan in plans:
+        if plan.kind != Kind.BULK:
+            out.append(plan)
+            continue
+        if plan.issues:
+            out.append(msgspec.structs.replace(plan, kind=Kind.EVENT, customer_id=None, parts=None))
+        out.extend(plan.parts or [])
+    return out
 
 
 def _reads(plans: list[Plan]) -> list[UserKey]:

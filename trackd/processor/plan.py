@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from trackd.models import Action, Envelope, EventRecord, IssueRecord, Kind, Plan
 from trackd.processor.identity import normalised
 from trackd.wire.values import infer_type, is_datetime
@@ -55,6 +57,13 @@ def value_type(value: Any) -> str:
 
 
 def plan(envelope: Envelope) -> Plan:
+    if envelope.kind == Kind.BULK:
+        return _bulk(envelope)
+    return _plan(envelope, envelope.request_id)
+
+
+def _plan(envelope: Envelope, ids: str) -> Plan:
+    """`envelope`'s plan, its event ids ``{ids}-{index}``."""
     request_id, received_at = envelope.request_id, envelope.received_at
     client_ip, device_id, project_code = (
         envelope.client_ip,
@@ -67,7 +76,7 @@ def plan(envelope: Envelope) -> Plan:
         name = action.action
         events.append(
             EventRecord(
-                event_id=f"{request_id}-{action.index}",
+                event_id=f"{ids}-{action.index}",
                 request_id=request_id,
                 action=name,
                 attributes=action.attributes,
@@ -115,7 +124,30 @@ def plan(envelope: Envelope) -> Plan:
         user_attributes=envelope.user_attributes,
         update_existing_only=envelope.update_existing_only,
         merges=envelope.merges,
+        device=envelope.device,
     )
+
+
+# -- Bulk Import (data-api.md §2) --
+
+
+def _bulk(envelope: Envelope) -> Plan:
+    """A Bulk Import: its elements' plans as `parts`, in order, each as its own endpoint's
+    envelope would plan it, with event ids ``{request_id}-{element}-{action}`` and its issues
+    at the element's index (as the 200's warnings say); the bulk's own issues (its invalid
+    elements) are the plan's. `trackd.processor.apply` applies the parts in its place."""
+    own = _plan(msgspec.structs.replace(envelope, elements=None, actions=[]), envelope.request_id)
+    elements = envelope.elements or []
+    invalid = {w.index for w in envelope.warnings if w.reason == "invalid_element"}
+    # The valid elements are those without an `invalid_element` warning, in order.
+    indices = [i for i in range(len(elements) + len(invalid)) if i not in invalid]
+    parts = []
+    for index, element in zip(indices, elements, strict=False):
+        part = _plan(element, f"{envelope.request_id}-{index}")
+        issues = [msgspec.structs.replace(issue, index=index) for issue in part.issues]
+        parts.append(msgspec.structs.replace(part, issues=issues))
+    issues = [issue for issue in own.issues if issue.reason == "invalid_element"]
+    return msgspec.structs.replace(own, issues=issues, parts=parts)
 
 
 def _observations(action: Action) -> list[tuple[str, str, str]]:

@@ -46,7 +46,10 @@ GET_SLICE_EVENTS = 2_000  # events asked for in one `get`, at the envelopes' rec
 def weight(delivery: Delivery) -> int:
     """What an envelope counts against `batch_events`: its events, at least one (a Track User
     update, or a request whose every event was dropped, is still a transaction's work)."""
-    return len(delivery.envelope.actions) or 1
+    envelope = delivery.envelope
+    if envelope.elements:  # Bulk Import: its elements' (`Kind.BULK`)
+        return sum(len(e.actions) or 1 for e in envelope.elements)
+    return len(envelope.actions) or 1
 
 
 class Processor:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from trackd.models import Kind, Plan
+from trackd.processor.devices import track_device
 from trackd.processor.merge import merge_users
 from trackd.processor.profiles import ProfileView
 from trackd.store.base import Batch
@@ -92,4 +93,9 @@ STEPS: dict[Kind, Step] = {
     Kind.CUSTOMER: Step(reads=_user_reads, run=track_user),
     # -- Merge Users (data-api.md §3): a barrier, see `trackd.processor.merge` --
     Kind.MERGE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=merge_users),
+    # -- Track Device (data-api.md §1): a barrier, see `trackd.processor.devices` --
+    Kind.DEVICE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=track_device),
+    # -- Bulk Import (data-api.md §2): never run; `trackd.processor.apply.expanded` puts its
+    # parts (its elements' plans, each of the kinds above) in its place once it is claimed --
+    Kind.BULK: Step(reads=lambda plan: (), run=lambda view, plan: None),
 }

@@ -8,7 +8,15 @@ from typing import Any, Protocol
 import msgspec
 
 from trackd.models import Plan, Workspace
-from trackd.store.records import Changes, IdentifierKey, MergeWrite, Profile, UserKey
+from trackd.store.records import (
+    Changes,
+    DeviceWrite,
+    IdentifierKey,
+    MergeWrite,
+    Profile,
+    StoredDevice,
+    UserKey,
+)
 
 
 class WorkspaceStore(Protocol):
@@ -103,6 +111,17 @@ class Batch(Protocol):
     async def merged_on(self, keys: list[IdentifierKey]) -> dict[IdentifierKey, int]: ...
 
     async def merge(self, merges: list[MergeWrite]) -> None: ...
+
+    # -- Track Device (data-api.md §1): any number of times, in any order, after `claim`, each
+    # seeing what the calls before it stored in this transaction --
+
+    async def devices(self, users: list[UserKey]) -> dict[UserKey, list[StoredDevice]]:
+        """Each of these users' devices (by device id), for those that have any."""
+        ...
+
+    async def put_devices(self, writes: list[DeviceWrite]) -> None:
+        """Apply each `DeviceWrite`, in order (see there)."""
+        ...
 
 
 class EventStore(Protocol):

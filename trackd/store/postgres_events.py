@@ -26,16 +26,18 @@ import asyncpg
 import msgspec
 
 from trackd.models import Plan
-from trackd.store import postgres_merge
+from trackd.store import postgres_devices, postgres_merge
 from trackd.store.postgres_merge import DEVICE_CONFLICT
 from trackd.store.postgres_schema import ensure_partitions
 from trackd.store.records import (
     Changes,
+    DeviceWrite,
     IdentifierKey,
     MergeWrite,
     Profile,
     ProfileWrite,
     Rollup,
+    StoredDevice,
     UserKey,
 )
 
@@ -137,6 +139,15 @@ class PostgresBatch:
     async def merge(self, merges: list[MergeWrite]) -> None:
         await postgres_merge.merge(self._conn, merges)
 
+    # -- Track Device: `trackd.store.postgres_devices` --
+
+    async def devices(self, users: list[UserKey]) -> dict[UserKey, list[StoredDevice]]:
+        return await postgres_devices.devices(self._conn, users) if users else {}
+
+    async def put_devices(self, writes: list[DeviceWrite]) -> None:
+        if writes:
+            await postgres_devices.put_devices(self._conn, writes)
+
 
 def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows to the column arrays an ``unnest($1, $2, …)`` statement takes."""
@@ -219,7 +230,8 @@ _UPSERT_USERS = (
     "event_count = u.event_count + excluded.event_count"
 )
 _UPSERT_DEVICES = (
-    "INSERT INTO devices AS d SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+    "INSERT INTO devices AS d (workspace, customer_id, device_id, platform, app_version, "
+    "first_seen, last_seen, last_ip) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
     "$4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[]) " + DEVICE_CONFLICT
 )
 _UPSERT_SCHEMA_EVENTS = (

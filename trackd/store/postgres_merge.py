@@ -22,13 +22,16 @@ DEVICE_CONFLICT = (
     f"platform = CASE WHEN {_NEWER} THEN excluded.platform ELSE d.platform END, "
     f"app_version = CASE WHEN {_NEWER} THEN excluded.app_version ELSE d.app_version END, "
     f"last_ip = CASE WHEN {_NEWER} THEN excluded.last_ip ELSE d.last_ip END, "
+    # Track Device's attributes (data-api.md §1): the later's over the earlier's ({} from events)
+    f"attributes = CASE WHEN {_NEWER} THEN d.attributes || excluded.attributes "
+    "ELSE excluded.attributes || d.attributes END, "
     "last_seen = greatest(d.last_seen, excluded.last_seen)"
 )
 _MOVE_DEVICES = (
     "INSERT INTO devices AS d (workspace, customer_id, device_id, platform, app_version, "
-    "first_seen, last_seen, last_ip) SELECT workspace, $1, device_id, platform, app_version, "
-    "first_seen, last_seen, last_ip FROM devices WHERE workspace = $2 AND customer_id = $3 "
-    + DEVICE_CONFLICT
+    "first_seen, last_seen, last_ip, attributes) SELECT workspace, $1, device_id, platform, "
+    "app_version, first_seen, last_seen, last_ip, attributes FROM devices "
+    "WHERE workspace = $2 AND customer_id = $3 " + DEVICE_CONFLICT
 )
 #: ($1 retained, $2 workspace, $3 merged): what moves as it is.
 _REPOINT = (

@@ -28,7 +28,8 @@ async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str,
     if row is None:
         return None
     devices = await conn.fetch(
-        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
+        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip, attributes "
+        "FROM devices "
         'WHERE workspace = $1 AND customer_id = $2 ORDER BY device_id COLLATE "C"',
         ws,
         customer_id,

@@ -73,6 +73,7 @@ def _ms(t: datetime) -> int:
 
 async def ensure_partitions(conn: asyncpg.Connection, known: set[str], plans: list[Plan]) -> None:
     """Create the monthly partitions `plans` need; `known` remembers those seen to exist."""
+    plans = [part for p in plans for part in (p.parts or [p])]  # Bulk Import: its parts'
     wanted = {partition_of(e.current_time) for p in plans for e in p.events}
     # A merge stores its own events at the receive time of the plan that made it
     # (`trackd.processor.merge`): a Merge Users plan, or an Identity Resolution plan that ties.

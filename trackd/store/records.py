@@ -113,3 +113,33 @@ class MergeWrite(NamedTuple):
     profile: Profile
     events: list[EventRecord]
     via: tuple[str, str] | None = None  # (identifier name, value)
+
+
+# -- Track Device (data-api.md §1) ----------------------------------------------------------------
+
+
+class StoredDevice(NamedTuple):
+    """One of a user's devices as `Batch.devices` reads it: what Track Device's rules need."""
+
+    device_id: str
+    attributes: dict[str, Any]  # of `models.DEVICE_ATTRIBUTES`; {} for a device only events made
+    first_seen: int
+
+
+class DeviceWrite(NamedTuple):
+    """Store `device` on the user (`Batch.put_devices`): first the user's devices `replaces`
+    (their device ids) go; then the device's row is inserted, or, when the user has one of that
+    device id, updated: first seen the earlier, last seen the later, platform, last IP and (when
+    given) app version the ones sent, `attributes` merged over the stored ones (a key sent
+    replaces the stored one)."""
+
+    workspace_id: str
+    customer_id: str
+    device_id: str
+    platform: str
+    app_version: str | None
+    attributes: dict[str, Any]
+    first_seen: int
+    last_seen: int
+    last_ip: str | None
+    replaces: tuple[str, ...] = ()

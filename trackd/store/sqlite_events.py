@@ -24,17 +24,19 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import Plan
-from trackd.store import sqlite_merge
+from trackd.store import sqlite_devices, sqlite_merge
 from trackd.store import sqlite_reads as reads
 from trackd.store.base import EventQuery
 from trackd.store.records import (
     Changes,
+    DeviceWrite,
     IdentifierKey,
     IdentifierRow,
     MergeWrite,
     Profile,
     ProfileWrite,
     Rollup,
+    StoredDevice,
     UserKey,
 )
 from trackd.store.sqlite_merge import DEVICE_CONFLICT
@@ -197,6 +199,17 @@ class SQLiteBatch:
     async def merge(self, merges: list[MergeWrite]) -> None:
         await self._store._run(lambda conn: sqlite_merge.merge(conn, merges))
 
+    # -- Track Device: `trackd.store.sqlite_devices` --
+
+    async def devices(self, users: list[UserKey]) -> dict[UserKey, list[StoredDevice]]:
+        if not users:
+            return {}
+        return await self._store._run(lambda conn: sqlite_devices.devices(conn, users))
+
+    async def put_devices(self, writes: list[DeviceWrite]) -> None:
+        if writes:
+            await self._store._run(lambda conn: sqlite_devices.put_devices(conn, writes))
+
 
 def _commit(conn: sqlite3.Connection) -> None:
     try:
@@ -332,7 +345,8 @@ def _write_rollup(conn: sqlite3.Connection, r: Rollup) -> None:
         [(ws, c, u.first_seen, u.last_seen, u.event_count) for (ws, c), u in r.users.items()],
     )
     conn.executemany(
-        "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?) " + DEVICE_CONFLICT,
+        "INSERT INTO devices (workspace, customer_id, device_id, platform, app_version, "
+        "first_seen, last_seen, last_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " + DEVICE_CONFLICT,
         [
             (ws, c, d, v.platform, v.app_version, v.first_seen, v.last_seen, v.last_ip)
             for (ws, c, d), v in r.devices.items()

@@ -22,13 +22,16 @@ DEVICE_CONFLICT = (
     f"platform = CASE WHEN {_NEWER} THEN excluded.platform ELSE platform END, "
     f"app_version = CASE WHEN {_NEWER} THEN excluded.app_version ELSE app_version END, "
     f"last_ip = CASE WHEN {_NEWER} THEN excluded.last_ip ELSE last_ip END, "
+    # Track Device's attributes (data-api.md §1): the later's over the earlier's ({} from events)
+    f"attributes = CASE WHEN {_NEWER} THEN json_patch(attributes, excluded.attributes) "
+    "ELSE json_patch(excluded.attributes, attributes) END, "
     "last_seen = max(last_seen, excluded.last_seen)"
 )
 _MOVE_DEVICES = (
     "INSERT INTO devices (workspace, customer_id, device_id, platform, app_version, "
-    "first_seen, last_seen, last_ip) SELECT workspace, ?, device_id, platform, app_version, "
-    "first_seen, last_seen, last_ip FROM devices WHERE workspace = ? AND customer_id = ? "
-    + DEVICE_CONFLICT
+    "first_seen, last_seen, last_ip, attributes) SELECT workspace, ?, device_id, platform, "
+    "app_version, first_seen, last_seen, last_ip, attributes FROM devices "
+    "WHERE workspace = ? AND customer_id = ? " + DEVICE_CONFLICT
 )
 #: (retained, workspace, merged): what moves as it is.
 _REPOINT = (

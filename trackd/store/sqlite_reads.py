@@ -24,7 +24,8 @@ def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] 
     if row is None:
         return None
     devices = conn.execute(
-        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip FROM devices "
+        "SELECT device_id, platform, app_version, first_seen, last_seen, last_ip, attributes "
+        "FROM devices "
         "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
         (ws, customer_id),
     ).fetchall()

@@ -49,8 +49,9 @@ def user_view(
 ) -> dict[str, Any]:
     """A user with its devices, from its `users` row (attributes, identifiers, first_seen,
     last_seen, event_count, moengage_id) and its `devices` rows (device_id, platform, app_version,
-    first_seen, last_seen, last_ip) in the order shown; `aliases` (the customer ids merged into
-    it, sorted) only when it has any."""
+    first_seen, last_seen, last_ip, attributes) in the order shown, each device with the
+    attributes Track Device kept (push_id, model, …) beside its columns; `aliases` (the
+    customer ids merged into it, sorted) only when it has any."""
     view = _user_view(customer_id, row, devices)
     if aliases:
         view["aliases"] = list(aliases)
@@ -69,18 +70,31 @@ def _user_view(
         "first_seen": iso(first_seen),
         "last_seen": iso(last_seen),
         "event_count": event_count,
-        "devices": [
-            {
-                "device_id": d,
-                "platform": p,
-                "app_version": v,
-                "first_seen": iso(f),
-                "last_seen": iso(last),
-                "last_ip": ip,
-            }
-            for d, p, v, f, last, ip in devices
-        ],
+        "devices": [_device_view(*device) for device in devices],
     }
+
+
+def _device_view(
+    device_id: str,
+    platform: str | None,
+    app_version: str | None,
+    first_seen: int,
+    last_seen: int,
+    last_ip: str | None,
+    attributes: Any,
+) -> dict[str, Any]:
+    """A device: its columns, then Track Device's attributes (data-api.md §1)."""
+    view: dict[str, Any] = {
+        "device_id": device_id,
+        "platform": platform,
+        "app_version": app_version,
+        "first_seen": iso(first_seen),
+        "last_seen": iso(last_seen),
+        "last_ip": last_ip,
+    }
+    kept = _decode(attributes) if isinstance(attributes, str | bytes) else attributes
+    view.update({k: v for k, v in (kept or {}).items() if k not in view})
+    return view
 
 
 def schema_view(

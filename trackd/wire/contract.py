@@ -341,3 +341,41 @@ def empty_string(attribute: str) -> ContractError:  # row 20's wording for anoth
 
 def rate_limit_error() -> ContractError:  # REF §2.3: Track User's, Get User's and Merge's 429
     return ContractError(429, "RateLimitError", "Rate limit exceeded")
+
+
+# -- Track Device and Bulk Import (data-api.md §1, §2; REF §6.3, §6.2) ---------------------------
+
+
+def device_not_found(attribute: str) -> ContractError:  # REF §6.3: customer_id, attributes
+    return ContractError(400, MISSING, f"'{attribute}' is not found in the payload", attribute)
+
+
+def device_attribute_not_found(attribute: str) -> ContractError:  # REF §6.3: platform, push_id
+    return ContractError(400, MISSING, f"'{attribute}' is not found in payload", attribute)
+
+
+def invalid_device_platform() -> ContractError:  # REF §6.3
+    return ContractError(400, "ValueError", "'platform' is not a valid platform.", "platform")
+
+
+def elements_empty() -> ContractError:  # REF §6.2, leading apostrophe included
+    return ContractError(400, MISSING, "'elements cannot be empty array", "elements")
+
+
+def element_type_invalid() -> ContractError:  # REF §6.2, leading apostrophe included
+    return ContractError(
+        400, "AttributeError", "'type in elements should be customer/event/device", "type"
+    )
+
+
+def bulk_malformed_json() -> ContractError:  # REF §6.2's Malformed JSON, apostrophe included
+    return ContractError(400, "Malformed JSON", "'" + MALFORMED_JSON)
+
+
+REASONS.update(
+    {
+        "custom_device_attribute": "is not a device attribute MoEngage keeps",
+        "identifier_platform_mismatch": "is an advertising identifier of another platform",
+        "invalid_element": "is an element its own endpoint would refuse",
+    }
+)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from trackd.errors import ContractError
-from trackd.models import Action, MergePair, Warning, Workspace
+from trackd.models import Action, Device, Kind, MergePair, Warning, Workspace
 from trackd.wire import contract, times, values
 
 PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV", "unknown")}
@@ -45,6 +45,13 @@ class Validated(msgspec.Struct, frozen=True):
     user_attributes: dict[str, Any] | None = None  # Track User only
     update_existing_only: bool = False  # Track User only
     merges: list[MergePair] | None = None  # Merge Users only
+    # -- Track Device and Bulk Import (data-api.md §1, §2) --
+    device: Device | None = None  # Track Device only
+    #: Bulk Import only: its valid elements, in order, as their own endpoints validated them.
+    elements: list[tuple[Kind, Validated]] | None = None
+    #: Bulk Import only: the user updates it costs (its valid customer and device elements);
+    #: `event_count` is its valid event elements' actions.
+    users: int = 0
 
 
 def validate_event(
