@@ -342,7 +342,7 @@ class TrackEndpoint:
                 workspace_id=workspace.id,
                 received_at=received_ms,
                 project_code=project_code,
-                client_ip=client_ip(request.headers, request.scope),
+                client_ip=client_ip(request.headers, request.client),
                 customer_id=v.customer_id,
                 device_id=v.device_id,
                 user_identifiers=v.user_identifiers,
