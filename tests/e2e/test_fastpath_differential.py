@@ -176,6 +176,32 @@ CASES = {
     "portfolio query ignored": case(
         request(None, CLOSE, path=b"/v1/event/" + WORKSPACE.encode() + b"?project_code=x")
     ),
+    # -- Track Device and Bulk Import --
+    "track device": case(
+        request(
+            b'{"type":"device","customer_id":"u1","device_id":"d1",'
+            b'"attributes":{"platform":"ANDROID","push_id":"p1"}}',
+            CLOSE,
+            path=b"/v1/device/" + WORKSPACE.encode(),
+        )
+    ),
+    "track device, invalid": case(
+        request(
+            b'{"type":"device","customer_id":"u1"}', CLOSE, path=b"/v1/device/" + WORKSPACE.encode()
+        )
+    ),
+    "bulk import": case(
+        request(
+            b'{"type":"transition","elements":[{"type":"customer","customer_id":"u2",'
+            b'"attributes":{"n":1}},{"type":"event","customer_id":"u2","actions":[{"action":"a"}]},'
+            b'{"type":"event","customer_id":"u2","actions":[]}]}',
+            CLOSE,
+            path=b"/v1/transition/" + WORKSPACE.encode(),
+        )
+    ),
+    "bulk import, invalid": case(
+        request(b'{"type":"transition"}', CLOSE, path=b"/v1/transition/" + WORKSPACE.encode())
+    ),
     # one invalid request per check row
     "row 2: no authorization": case(request(None, CLOSE, auth=False)),
     "row 3: not basic": case(request(None, CLOSE, b"Authorization: Bearer x", auth=False)),
@@ -361,7 +387,6 @@ async def test_the_fast_path_answers_as_the_asgi_road(sides: list[Side], name: s
             assert abs(int(reset[0]) - int(reset[1])) <= 1
         if one.status != 100 and one.body != b'{"status":"ok"}':  # /healthz has none
             assert b"x-request-id" in one.headers
-    print(name, [a.status for a in fast_answers])
 
 
 async def test_both_kept_the_same_events(sides: list[Side]) -> None:
