@@ -157,12 +157,15 @@ def start_trackd(
     edge_only: bool = False,
     two_cores: bool = False,
     fast_path: bool = True,
+    request_log: bool = True,
 ) -> Server:
     """``edge_only``: the bench holds the data dir's processor lease (as a `trackd worker` on
     another core would), so the server only answers and queues; envelopes stay in the queue.
     ``two_cores``: the edge stays on the server's core, and its processor child (`trackd
     worker`) is moved to wrk's core once the server is ready. ``fast_path``: False sends `/v1`
-    through ASGI too (`TRACKD_FAST_PATH=0`), the road every request took before issue 14."""
+    through ASGI too (`TRACKD_FAST_PATH=0`), the road every request took before issue 14.
+    ``request_log=False``: the request log is off (``TRACKD_REQUEST_LOG_SIZE=0``;
+    `bench/run.py --request-log`)."""
     data_dir = opts.scratch / f"trackd-{tag}"
     trackd = [sys.executable, "-m", "trackd"]
     create = ["workspace", "create", "--data-dir", str(data_dir), "--id", WORKSPACE]
@@ -176,6 +179,8 @@ def start_trackd(
     command = [*trackd, "serve", "--data-dir", str(data_dir), "--port", "0"]
     log = (opts.scratch / f"trackd-{tag}.log").open("wb")
     env = {**os.environ, "TRACKD_FAST_PATH": "1" if fast_path else "0"}
+    if not request_log:
+        env["TRACKD_REQUEST_LOG_SIZE"] = "0"
     proc = subprocess.Popen(
         pinned(SERVER_CORE, command, opts.pin),
         stdout=subprocess.PIPE,
@@ -197,6 +202,7 @@ def start_trackd(
     except RuntimeError:
         abandon(proc, Path(log.name), "trackd")
     name = "trackd-edge" if edge_only else "trackd-2core" if two_cores else "trackd"
+    name = name if request_log else "trackd-nolog"
     if not fast_path:
         name += "-asgi"
     server = Server(name, proc, url, basic(key), data_dir, lease)
@@ -230,7 +236,12 @@ def start_trackd_edge_asgi(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, edge_only=True, fast_path=False)
 
 
+def start_trackd_nolog(opts: Options, tag: str) -> Server:
+    return start_trackd(opts, tag, request_log=False)
+
+
 STARTERS = {
+    "trackd-nolog": start_trackd_nolog,
     "nginx": start_nginx,
     "trackd": start_trackd,
     "fastapi": start_fastapi,

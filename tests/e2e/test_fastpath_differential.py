@@ -7,7 +7,8 @@ pipelined, chunked, slow, oversized, gzip, `Expect: 100-continue`, Idempotency-K
 limit, deadlines), sent to one and then at once to the other; every answer must be the same:
 status, headers (less `date` and `x-request-id`; `x-ratelimit-reset` counts seconds down, so
 it may differ by the second the two were sent apart) and body (the request id in it excepted,
-as it is the `x-request-id` of its answer), and the same events accepted.
+as it is the `x-request-id` of its answer), the same events accepted and the same
+request-log entries.
 """
 
 from __future__ import annotations
@@ -401,3 +402,23 @@ async def test_both_kept_the_same_events(sides: list[Side]) -> None:
             )
             counts.append(stats.json()["accepted_events"])
     assert counts[0] == counts[1] > 0
+
+
+async def test_both_logged_the_same_requests(sides: list[Side]) -> None:
+    """Run last: the request log (recorded in the core, written every 0.5 s) has the same
+    entries on both sides, but for when they came, their request ids and sequence."""
+    await asyncio.sleep(2)  # what the recorders still buffer is written
+    logs = []
+    for side in sides:
+        async with side.server.client() as client:
+            workspace = ServerWorkspace(client, WORKSPACE, side.keys[WORKSPACE])
+            response = await workspace.get("requests", limit=1000)
+            assert response.status_code == 200, response.text
+            logs.append(
+                [
+                    {k: v for k, v in e.items() if k not in ("at", "request_id", "seq")}
+                    for e in response.json()["requests"]
+                ]
+            )
+    assert len(logs[0]) == len(logs[1]) > len(CASES)
+    assert logs[0] == logs[1]

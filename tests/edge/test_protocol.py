@@ -56,7 +56,7 @@ def fast_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     run = protocol.FastCycle.run_asgi
 
     async def counted(self: protocol.FastCycle, app: Any) -> None:
-        runs.append(self.fast[2])
+        runs.append(self.fast[2].decode())
         await run(self, app)
 
     monkeypatch.setattr(protocol.FastCycle, "run_asgi", counted)

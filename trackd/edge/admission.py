@@ -41,7 +41,7 @@ import math
 import time
 from collections.abc import Callable
 
-from trackd.edge.http import Message, Receive, Scope, Send, header_map, send_json
+from trackd.edge.http import Message, Receive, Scope, Send, send_json
 from trackd.edge.metrics import EdgeCounters
 from trackd.edge.track import TrackEndpoint
 from trackd.errors import ContractError
@@ -145,9 +145,9 @@ class Admission:
         client = scope.get("client")
         status, headers, body = await endpoint.refuse(
             scope["method"],
-            scope["path"],
+            scope.get("raw_path") or scope["path"].encode(),
             scope.get("query_string", b""),
-            header_map(scope),
+            scope["headers"],
             str(client[0]) if client else None,
             self.refusal(),
         )

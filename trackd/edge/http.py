@@ -24,8 +24,13 @@ class ClientDisconnected(Exception):
 
 def header_map(scope: Scope) -> dict[bytes, bytes]:
     """Request headers by lower-case name; the first of repeated headers wins."""
+    return first_headers(scope["headers"])
+
+
+def first_headers(header_list: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Headers as received (names in lower case) by name; the first of repeated ones wins."""
     headers: dict[bytes, bytes] = {}
-    for name, value in scope["headers"]:
+    for name, value in header_list:
         headers.setdefault(name, value)
     return headers
 

@@ -63,7 +63,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from trackd.edge.admission import Admission
-from trackd.edge.http import ClientDisconnected
+from trackd.edge.http import ClientDisconnected, first_headers
 from trackd.edge.track import Answer, TrackEndpoint
 from trackd.errors import ContractError
 from trackd.wire import contract
@@ -234,7 +234,7 @@ class TrackdHttpProtocol(HttpToolsProtocol):
         self.cycle.fast = (
             app.admission,
             endpoint,
-            path,
+            url.path,
             url.query or b"",
             self.headers,
             self.client[0] if self.client else None,
@@ -306,6 +306,18 @@ class TrackdHttpProtocol(HttpToolsProtocol):
             self._close()
         elif not self._failed:
             super().shutdown()
+            # -- Live stream (issue 13 item 2) --
+            # A streamed answer (no Content-Length: `/live`'s Server-Sent Events) never ends by
+            # itself: closed now, its app sees a disconnect, and the drain does not wait for it
+            # until the graceful timeout. The client reconnects with Last-Event-ID.
+            cycle = self.cycle
+            if (
+                cycle is not None
+                and cycle.response_started
+                and cycle.chunked_encoding
+                and not cycle.response_complete
+            ):
+                self.transport.close()
         # else: the last answer owed closes the connection
 
     def _fail(self, error: ContractError | None) -> None:
@@ -396,7 +408,8 @@ class FastCycle(RequestResponseCycle):
     """One fast request in uvicorn's pipeline: `run_asgi` (what the pipeline starts) runs the
     endpoint's core on the collected body and writes its answer at once."""
 
-    fast: tuple[Admission, TrackEndpoint, str, bytes, list[tuple[bytes, bytes]], str | None]
+    #: (admission, endpoint, the path as sent, the query, the headers as received, the peer)
+    fast: tuple[Admission, TrackEndpoint, bytes, bytes, list[tuple[bytes, bytes]], str | None]
 
     async def run_asgi(self, app: Any) -> None:
         try:
@@ -413,15 +426,12 @@ class FastCycle(RequestResponseCycle):
             self.on_response = lambda: None
 
     async def _run(self) -> None:
-        admission, endpoint, path, query, header_list, client = self.fast
-        headers: dict[bytes, bytes] = {}
-        for name, value in header_list:
-            headers.setdefault(name, value)
+        admission, endpoint, path, query, headers, client = self.fast
         if not admission.admit():  # refused before the body is read, as on ASGI's road
             refusal = admission.refusal()
             await self._write(await endpoint.refuse("POST", path, query, headers, client, refusal))
             return
-        if endpoint.declared_too_large(headers):
+        if endpoint.declared_too_large(first_headers(headers)):
             too_large = contract.payload_too_large()
             await self._write(
                 await endpoint.refuse("POST", path, query, headers, client, too_large)

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import logging
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -27,16 +28,24 @@ from trackd.edge.http import (
     Send,
     client_ip,
     encode,
-    header_map,
+    first_headers,
     read_body,
     send_json,
 )
 from trackd.edge.metrics import EdgeCounters
 from trackd.edge.registry import WorkspaceRegistry
+from trackd.edge.request_log import RequestRecorder
 from trackd.edge.v1 import V1Route, WorkspaceFrom
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
-from trackd.models import Envelope, Kind, Workspace
+from trackd.models import (
+    REQUEST_BODY_BYTES,
+    Envelope,
+    Kind,
+    RequestEntry,
+    RequestError,
+    Workspace,
+)
 from trackd.queue.base import UNKNOWN, Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
@@ -59,31 +68,41 @@ def idempotent_request_id(workspace_id: str, key: bytes) -> str:
 class Request:
     """What the checks learn about one request as they go."""
 
+    # (authenticated, payload, received_ms, stored_events, validated: the request log, issue 13)
     __slots__ = (
+        "authenticated",
         "body",
         "client",
+        "header_list",
         "headers",
         "inflate_failed",
         "method",
-        "path",
+        "payload",
         "query",
+        "query_string",
+        "raw_path",
+        "received_ms",
         "request_id",
+        "stored_events",
+        "validated",
         "workspace_id",
     )
 
     def __init__(
         self,
         method: str,
-        path: str,
+        raw_path: bytes,
         query_string: bytes,
-        headers: dict[bytes, bytes],
+        header_list: list[tuple[bytes, bytes]],
         body: bytes,
         client: str | None,
         workspace_id: str | None,
     ) -> None:
         self.method = method
-        self.path = path
-        self.headers = headers
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.header_list = header_list
+        self.headers = first_headers(header_list)
         self.query = parse_qs(query_string.decode("latin-1")) if query_string else {}
         self.client = client
         # A query route's workspace is its `app_id` ("" when absent: no workspace is named so).
@@ -91,21 +110,27 @@ class Request:
         self.request_id = contract.new_request_id()
         self.body = body
         self.inflate_failed = False
+        self.received_ms = int(time.time() * 1000)
+        self.authenticated = False
+        self.validated: Validated | None = None
+        self.payload: object = None
+        self.stored_events = 0
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
 
 
-#: What the core answers: (status, headers, body); the transport adds only its own framing
-#: (content-type and content-length, `http.json_headers`).
+#: What the core answers: (status, headers, body); a transport adds only its framing (the
+#: content type and length, the status line).
 Answer = tuple[int, Headers, bytes]
 
 
 class TrackEndpoint:
     """One `/v1` row. The check table runs in the transport-free core, `respond` (and `refuse`
     for an answer before the body is read); the ASGI entry point (`__call__`) and the fast path
-    (`trackd.edge.protocol`) are only transports around it."""
+    (`trackd.edge.protocol.FastCycle`) are only transports around it. Whatever a request must do
+    or record happens in the core (`finish`: counts and the request log)."""
 
     def __init__(
         self,
@@ -115,6 +140,7 @@ class TrackEndpoint:
         max_body: int,
         counters: EdgeCounters,
         route: V1Route,
+        recorder: RequestRecorder | None = None,
     ) -> None:
         self.registry = registry
         self.limiter = limiter
@@ -122,31 +148,30 @@ class TrackEndpoint:
         self.max_body = max_body
         self.counters = counters
         self.route = route
+        self.recorder = recorder
         self._path_workspace = route.workspace_from is WorkspaceFrom.PATH
 
     # -- transports -----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI transport: the body read to the cap, then the core."""
-        method, path = scope["method"], scope["path"]
-        query, headers = scope.get("query_string", b""), header_map(scope)
+        method, raw_path = scope["method"], scope.get("raw_path") or scope["path"].encode()
+        query, header_list = scope.get("query_string", b""), scope["headers"]
         client = scope.get("client")
         peer = str(client[0]) if client else None
-        if self.declared_too_large(headers):
-            answer = await self.refuse(
-                method, path, query, headers, peer, contract.payload_too_large()
-            )
+        if self.declared_too_large(first_headers(header_list)):
+            too_large = contract.payload_too_large()
+            answer = await self.refuse(method, raw_path, query, header_list, peer, too_large)
         else:
             try:
                 body = await read_body(receive, self.max_body)
             except ClientDisconnected:
                 return  # nothing to answer, nothing kept
             if body is None:
-                answer = await self.refuse(
-                    method, path, query, headers, peer, contract.payload_too_large()
-                )
+                too_large = contract.payload_too_large()
+                answer = await self.refuse(method, raw_path, query, header_list, peer, too_large)
             else:
-                answer = await self.respond(method, path, query, headers, body, peer)
+                answer = await self.respond(method, raw_path, query, header_list, body, peer)
         status, answer_headers, answer_body = answer
         await send_json(send, status, answer_body, answer_headers)
 
@@ -160,21 +185,22 @@ class TrackEndpoint:
     async def respond(
         self,
         method: str,
-        path: str,
+        path: bytes,
         query: bytes,
-        headers: dict[bytes, bytes],
+        headers: list[tuple[bytes, bytes]],
         body: bytes,
         client: str | None,
     ) -> Answer:
-        """The check table over one whole request: its body as received (at most `max_body`
-        bytes, maybe gzip), `headers` by lower-case name (the first of repeated ones), `client`
-        the peer's address. Never raises."""
+        """The check table over one whole request: `path` as sent (percent-encoded, without
+        the query), `headers` as received (names in lower case), its body as received (at most
+        `max_body` bytes, maybe gzip), `client` the peer's address. Never raises."""
         request = Request(method, path, query, headers, body, client, self._workspace_of(path))
         try:
             status, answer_body, answer_headers = await self._handle(request)
         except ContractError as exc:
             status, answer_body = exc.status, self._fail(exc, request)
             answer_headers = await self._error_headers(exc, request)
+            self.finish(request, status, exc)
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
             status, answer_body, answer_headers = (
@@ -182,43 +208,95 @@ class TrackEndpoint:
                 self._fail(contract.unexpected(), request),
                 [],
             )
+            self.finish(request, status, contract.unexpected())
+        else:
+            self.finish(request, status, None)
         return self._answer(request, status, answer_body, answer_headers)
 
     async def refuse(
         self,
         method: str,
-        path: str,
+        path: bytes,
         query: bytes,
-        headers: dict[bytes, bytes],
+        headers: list[tuple[bytes, bytes]],
         client: str | None,
         exc: ContractError,
     ) -> Answer:
         """Answer `exc` before the body is read (row 1 on a declared or read length, admission
-        control's 503), with the headers and counts of any rejection."""
+        control's 503), with the headers, counts and log entry of any rejection."""
         request = Request(method, path, query, headers, b"", client, self._workspace_of(path))
         answer_headers = await self._error_headers(exc, request)
+        self.finish(request, exc.status, exc)
         return self._answer(request, exc.status, self._fail(exc, request), answer_headers)
 
-    def _workspace_of(self, path: str) -> str | None:
-        return path.rpartition("/")[2] if self._path_workspace else None
+    def _workspace_of(self, path: bytes) -> str | None:
+        """A path route's workspace id: its last segment, percent-decoded as the router saw it."""
+        if not self._path_workspace:
+            return None
+        last = path.rpartition(b"/")[2].decode("latin-1")
+        return urllib.parse.unquote(last) if "%" in last else last
 
-    def _answer(self, request: Request, status: int, body: bytes, headers: Headers) -> Answer:
+    @staticmethod
+    def _answer(request: Request, status: int, body: bytes, headers: Headers) -> Answer:
         headers.append((b"x-request-id", request.request_id.encode()))
-        self.counters.responses[status] += 1
-        if status != 200 and self.registry.get(request.workspace_id) is not None:
-            self.counters.rejected[request.workspace_id] += 1
         return status, headers, body
+
+    def finish(self, request: Request, status: int, error: ContractError | None) -> None:
+        """Count the answer, and record it in the request log (every answer of every row goes
+        through here, whatever carries it to the client)."""
+        self.counters.responses[status] += 1
+        if self.registry.get(request.workspace_id) is None:
+            return
+        if status != 200:
+            self.counters.rejected[request.workspace_id] += 1
+        if self.recorder is not None:
+            self.recorder.record(self._entry(request, status, error), request.stored_events)
+
+    # -- Request log (issue 13 item 1) --
+
+    def _entry(self, request: Request, status: int, error: ContractError | None) -> RequestEntry:
+        validated = request.validated
+        user_agent = request.headers.get(b"user-agent")
+        entry = RequestEntry(
+            workspace_id=request.workspace_id,
+            at=request.received_ms,
+            endpoint=self.route.name,
+            method=request.method,
+            path=_path(request),
+            status=status,
+            request_id=request.request_id,
+            client_ip=client_ip(request.headers, request.client),
+            user_agent=None if user_agent is None else user_agent.decode("latin-1"),
+            event_count=0 if validated is None else validated.event_count,
+            customer_id=validated.customer_id if validated is not None else None,
+            warnings=validated.warnings if validated is not None and status == 200 else [],
+            error=None
+            if error is None
+            else RequestError(error.type, error.message, error.attribute),
+        )
+        if status == 200 or not request.authenticated:
+            return entry
+        body = request.body
+        return msgspec.structs.replace(
+            entry,
+            customer_id=entry.customer_id or _named_customer(request),
+            headers=_recorded_headers(request.header_list),
+            body=_cut(body),
+            body_truncated=len(body) > REQUEST_BODY_BYTES,
+        )
 
     @staticmethod
     def _fail(exc: ContractError, request: Request) -> bytes:
         return encode(contract.error_body(exc, request.request_id))
 
     async def _handle(self, request: Request) -> tuple[int, bytes, Headers]:
-        received_ms = int(time.time() * 1000)
+        received_ms = request.received_ms
         self._inflated(request)  # row 1 (the length read is the transport's)
         workspace = await self._authenticate(request)  # rows 2-11
+        request.authenticated = True
         self._check_headers(request)  # rows 12-13
         workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
+        request.validated = validated
         limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN
@@ -263,6 +341,7 @@ class TrackEndpoint:
             await self._replayed(request, fingerprint)  # and it was the same request, or 422
             return self._success(request, validated, decision)
         self.counters.accepted_events += envelope.event_count
+        request.stored_events = envelope.event_count
         if validated.warnings:
             self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
@@ -447,7 +526,7 @@ class TrackEndpoint:
             validated = decode(request.body, workspace, project_code, received_ms)
             if validated is not None:
                 return validated
-        payload = self._decode(request, self.route.malformed_json)  # rows 14-15
+        payload = request.payload = self._decode(request, self.route.malformed_json)  # 14-15
         return self.route.validate(payload, workspace, project_code, received_ms)
 
     @staticmethod
@@ -499,3 +578,59 @@ def rate_headers(decision: Decision) -> Headers:
         (b"x-ratelimit-remaining", str(decision.remaining).encode()),
         (b"x-ratelimit-reset", str(decision.reset).encode()),
     ]
+
+
+# -- Request log (issue 13 item 1) --
+
+REDACTED = "[redacted]"
+
+
+class _NamesCustomer(msgspec.Struct):
+    customer_id: object = None
+
+
+_decode_customer = msgspec.json.Decoder(_NamesCustomer).decode
+
+
+def _path(request: Request) -> str:
+    """The path as sent (percent-encoded), with its query string."""
+    path, query = request.raw_path.decode("latin-1"), request.query_string
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _named_customer(request: Request) -> str | None:
+    """The `customer_id` a rejected body names, if it names one as text (to erase it)."""
+    payload = request.payload
+    if payload is None and request.body and not request.inflate_failed:
+        try:
+            payload = msgspec.structs.asdict(_decode_customer(request.body))
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            return None
+    if isinstance(payload, dict):
+        customer_id = payload.get("customer_id")
+        if isinstance(customer_id, str):
+            return customer_id
+    return None
+
+
+def _recorded_headers(header_list: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Every request header (repeated ones joined by ", "), Authorization redacted."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in header_list:
+        name = raw_name.decode("latin-1").lower()
+        value = REDACTED if name == "authorization" else raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _cut(body: bytes) -> bytes:
+    """The first `REQUEST_BODY_BYTES` of a body, not cutting a UTF-8 character in two."""
+    if len(body) <= REQUEST_BODY_BYTES:
+        return body
+    end = REQUEST_BODY_BYTES
+    for back in range(1, 4):  # a character is at most 4 bytes: its start is at most 3 back
+        if body[end - back] & 0xC0 != 0x80:  # not a continuation byte: a start (or ASCII)
+            lead = body[end - back]
+            size = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+            return body[: end - back] if size > back else body[:end]
+    return body[:end]
