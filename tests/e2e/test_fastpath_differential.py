@@ -4,7 +4,7 @@ Two real `trackd serve` processes, one with the fast path on (the default) and o
 `TRACKD_FAST_PATH=0`, each with a workspace of the same id. Each case is the same raw bytes on a
 fresh connection to each (valid requests of every `/v1` row, one invalid request per check row,
 pipelined, chunked, slow, oversized, gzip, `Expect: 100-continue`, Idempotency-Key, the rate
-limit, deadlines), sent to one and then at once to the other; every answer must be the same:
+limit, deadlines), sent to both at once; every answer must be the same:
 status, headers (less `date` and `x-request-id`; `x-ratelimit-reset` counts seconds down, so
 it may differ by the second the two were sent apart) and body (the request id in it excepted,
 as it is the `x-request-id` of its answer), the same events accepted and the same
