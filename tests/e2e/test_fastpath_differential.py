@@ -203,6 +203,24 @@ CASES = {
     "bulk import, invalid": case(
         request(b'{"type":"transition"}', CLOSE, path=b"/v1/transition/" + WORKSPACE.encode())
     ),
+    # -- Delete User and Get User (nobody of that id: the same on both sides whenever processed)
+    "delete user, unknown": case(
+        request(
+            b'{"identity_type":"customer_id","identity_value":"nobody"}',
+            CLOSE,
+            path=b"/v1/customer/delete?app_id=" + WORKSPACE.encode(),
+        )
+    ),
+    "get user, unknown": case(
+        request(
+            b'{"data":{"identifiers":[{"identifier_type":"customer_id","identifier":"nobody"}]}}',
+            CLOSE,
+            path=b"/v1/customers/export?app_id=" + WORKSPACE.encode(),
+        )
+    ),
+    "get user, invalid": case(
+        request(b'{"data":{}}', CLOSE, path=b"/v1/customers/export?app_id=" + WORKSPACE.encode())
+    ),
     # one invalid request per check row
     "row 2: no authorization": case(request(None, CLOSE, auth=False)),
     "row 3: not basic": case(request(None, CLOSE, b"Authorization: Bearer x", auth=False)),
