@@ -34,6 +34,8 @@ PINNING = "server core 0, wrk core 1, trackd-2core's processor child core 1"
 
 
 def run(opts: Options) -> list[Result]:
+    if opts.only:
+        return [measure(opts, name, body) for body in BODIES for name in opts.only]
     results = []
     for body in BODIES:
         for name in ("nginx", "trackd", "fastapi"):
@@ -49,6 +51,8 @@ def run(opts: Options) -> list[Result]:
             results.append(measure(opts, "trackd-edge", body))
             half = find(results, "trackd-edge", body).rps / 2
             results.append(measure(opts, "trackd-edge", body, rate=half))
+            # the same edge with /v1 through ASGI (TRACKD_FAST_PATH=0): what the fast path buys
+            results.append(measure(opts, "trackd-edge-asgi", body))
     return results
 
 
@@ -107,6 +111,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only single-event trackd with the request log on and off, alternated (issue 13)",
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated servers, max rate only, e.g. nginx,trackd-edge,trackd-edge-asgi "
+        "(a partial run: the table and durability, no targets)",
+    )
     return parser.parse_args(argv)
 
 
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             drain_deadline=20.0 if args.smoke else 120.0,
             probe_deadline=20.0 if args.smoke else 30.0,
             paced_2core=not args.smoke,
+            only=tuple(args.only.split(",")) if args.only else (),
         )
         print(f"machine: {machine()}")
         print(f"before the run: {background()}", flush=True)
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in results)
             return 0 if clean and all(r.all_durable for r in results if r.server != "nginx") else 1
         results = run(opts)
-        soaked = soak(opts, args.soak) if args.soak > 0 else None
+        soaked = soak(opts, args.soak) if args.soak > 0 and not opts.only else None
         profiles = [profile(opts, body, args.profile) for body in BODIES] if args.profile else []
     print()
     print(table(results))
@@ -163,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("durability (trackd):")
     print("\n".join(durability(results)))
+    if opts.only:  # a partial run: its rows and their durability, nothing that needs the rest
+        clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in results)
+        durable = all(r.all_durable for r in results if r.server.startswith("trackd"))
+        return 0 if clean and durable else 1
     print()
     print("memory (trackd's processes, the most over each row's samples, one a second):")
     print("\n".join(memory(results)))

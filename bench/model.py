@@ -112,6 +112,7 @@ class Options:
     drain_deadline: float = 120.0  # seconds to wait for the lag to drain after a burst
     probe_deadline: float = 30.0  # seconds after the run for the last probes to become readable
     paced_2core: bool = True  # measure trackd-2core@50% too
+    only: tuple[str, ...] = ()  # these servers at max rate, nothing else (--only)
 
 
 @dataclass

@@ -156,13 +156,16 @@ def start_trackd(
     tag: str,
     edge_only: bool = False,
     two_cores: bool = False,
+    fast_path: bool = True,
     request_log: bool = True,
 ) -> Server:
     """``edge_only``: the bench holds the data dir's processor lease (as a `trackd worker` on
     another core would), so the server only answers and queues; envelopes stay in the queue.
     ``two_cores``: the edge stays on the server's core, and its processor child (`trackd
-    worker`) is moved to wrk's core once the server is ready. ``request_log=False``: the
-    request log is off (``TRACKD_REQUEST_LOG_SIZE=0``; `bench/run.py --request-log`)."""
+    worker`) is moved to wrk's core once the server is ready. ``fast_path``: False sends `/v1`
+    through ASGI too (`TRACKD_FAST_PATH=0`), the road every request took before issue 14.
+    ``request_log=False``: the request log is off (``TRACKD_REQUEST_LOG_SIZE=0``;
+    `bench/run.py --request-log`)."""
     data_dir = opts.scratch / f"trackd-{tag}"
     trackd = [sys.executable, "-m", "trackd"]
     create = ["workspace", "create", "--data-dir", str(data_dir), "--id", WORKSPACE]
@@ -175,7 +178,9 @@ def start_trackd(
         fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
     command = [*trackd, "serve", "--data-dir", str(data_dir), "--port", "0"]
     log = (opts.scratch / f"trackd-{tag}.log").open("wb")
-    env = {**os.environ, **({} if request_log else {"TRACKD_REQUEST_LOG_SIZE": "0"})}
+    env = {**os.environ, "TRACKD_FAST_PATH": "1" if fast_path else "0"}
+    if not request_log:
+        env["TRACKD_REQUEST_LOG_SIZE"] = "0"
     proc = subprocess.Popen(
         pinned(SERVER_CORE, command, opts.pin),
         stdout=subprocess.PIPE,
@@ -198,6 +203,8 @@ def start_trackd(
         abandon(proc, Path(log.name), "trackd")
     name = "trackd-edge" if edge_only else "trackd-2core" if two_cores else "trackd"
     name = name if request_log else "trackd-nolog"
+    if not fast_path:
+        name += "-asgi"
     server = Server(name, proc, url, basic(key), data_dir, lease)
     if two_cores and opts.pin:
         server.child_core = CLIENT_CORE
@@ -225,6 +232,10 @@ def start_trackd_2core(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, two_cores=True)
 
 
+def start_trackd_edge_asgi(opts: Options, tag: str) -> Server:
+    return start_trackd(opts, tag, edge_only=True, fast_path=False)
+
+
 def start_trackd_nolog(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, request_log=False)
 
@@ -236,6 +247,8 @@ STARTERS = {
     "fastapi": start_fastapi,
     "trackd-edge": start_trackd_edge,
     "trackd-2core": start_trackd_2core,
+    # -- the /v1 fast path off (issue 14 item 1): the ASGI road, for the ratio --
+    "trackd-edge-asgi": start_trackd_edge_asgi,
 }
 
 

@@ -55,6 +55,8 @@ BAD = {
     "queue": (QUEUE, ["kafka://x", "sqlite", "/tmp/q.db", "SQLITE:///q.db", "postgresql://h/d"]),
     "store": (STORE, ["ftp://x", "mysql://h/d", "sqlite:/x.db", "nats://h"]),
     "limiter": (LIMITER, ["memcached://h", "redis:/h", "nats://h", " memory://"]),
+    # -- the /v1 fast path --
+    "fast_path": ("true, false, 1 or 0", ["maybe", "", "2"]),
 }
 BAD_CASES = [(field, text, accepts) for field, (accepts, texts) in BAD.items() for text in texts]
 
@@ -85,6 +87,10 @@ GOOD = [
     ("store", "postgres://u@h/d", "postgres://u@h/d"),
     ("store", "memory://", "memory://"),
     ("limiter", "rediss://h:6380/0?prefix=t:", "rediss://h:6380/0?prefix=t:"),
+    # -- the /v1 fast path --
+    ("fast_path", "0", False),
+    ("fast_path", "false", False),
+    ("fast_path", "1", True),
 ]
 
 

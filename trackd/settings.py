@@ -96,6 +96,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Entries each edge process holds before writing them; past it the oldest are dropped and
     #: counted (`trackd_request_log_dropped_total`).
     request_log_buffer: Count = 10000
+    # -- the /v1 fast path (issue 14 item 1) --
+    #: Whether a `POST /v1/...` skips the ASGI cycle: parsed, checked, queued and answered
+    #: inside the HTTP protocol (`trackd.edge.protocol`), the same core and the same answers;
+    #: off, it goes through ASGI as every other route does.
+    fast_path: bool = True
 
     @property
     def data_path(self) -> Path:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackd.wire import times
 from trackd.wire.times import _ISO, MAX_MS, iso, parse_offset, parse_time, resolve
 
 EPOCH = datetime(1970, 1, 1)
@@ -418,3 +419,61 @@ iso_texts = st.builds(
 @given(iso_texts)
 def test_iso_times_parse_as_one_datetime_would(text: str) -> None:
     assert parse_time(text) == _iso_oracle(text)
+
+
+# -- the usual form without a regex (`_from_iso_seconds_z`) ----------------------------------
+
+seconds_z_texts = st.builds(
+    lambda y, mo, d, sep, h, mi, s, z: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{z}",
+    _digits(0, 9999),
+    _digits(0, 13),
+    _digits(0, 32),
+    st.sampled_from(["T", "t", " "]),
+    _digits(0, 25),
+    _digits(0, 61),
+    _digits(0, 61),
+    st.sampled_from(["Z", "z"]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(seconds_z_texts)
+def test_the_usual_iso_form_parses_as_one_datetime_would(text: str) -> None:
+    assert len(text) == 20
+    assert times._from_text(text) == parse_time(text) == _iso_oracle(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0662\u0660\u0662\u0664-01-01T00:00:00Z",  # Arabic-Indic digits: not ASCII
+        "+202-01-01T00:00:00Z",
+        "1_00-01-01T00:00:00Z",
+        "2024-01-01T0 :00:00Z",
+        "2024-01-01T00:00:00X",
+        "2024-01-01X00:00:00Z",
+        "1969-12-31T23:59:59Z",  # before the epoch
+        "0000-01-01T00:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "2024-01-01T24:00:00Z",
+    ],
+)
+def test_texts_of_the_usual_length_that_are_not_times_are_rejected(text: str) -> None:
+    assert len(text) == 20
+    assert times._from_text(text) is None
+    assert parse_time(text) is None
+    assert _iso_oracle(text) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=20, max_size=20))
+def test_any_text_of_the_usual_length_parses_as_the_general_parse(text: str) -> None:
+    # the stripped text takes the general parse
+    assert times._from_text(text) == times._from_text(" " + text)
+
+
+def test_remembered_texts_stay_within_their_bound() -> None:
+    for n in range(times.MAX_REMEMBERED + 10):
+        assert parse_time(str(1_700_000_000 + n)) == (1_700_000_000 + n) * 1000
+    assert len(times._TEXTS) <= times.MAX_REMEMBERED
+    assert parse_time("2026-12-02T13:00:00Z") == parse_time("2026-12-02T13:00:00Z") is not None

@@ -41,9 +41,10 @@ import math
 import time
 from collections.abc import Callable
 
-from trackd.edge.http import Message, Receive, Scope, Send
+from trackd.edge.http import Message, Receive, Scope, Send, send_json
 from trackd.edge.metrics import EdgeCounters
 from trackd.edge.track import TrackEndpoint
+from trackd.errors import ContractError
 from trackd.wire import contract
 
 #: How often the rate of answers is measured, in seconds.
@@ -107,18 +108,19 @@ class Admission:
         self.in_flight -= 1
         self._answers += 1
 
-    # -- the endpoint, guarded ------------------------------------------------------------
+    def refusal(self) -> ContractError:
+        """Row 27's error for a request `admit` refused, counted as shed."""
+        self.counters.shed += 1
+        return contract.queue_unavailable()
+
+    # -- the endpoint, guarded (the ASGI transport; the fast path in `trackd.edge.protocol`
+    # -- calls admit / arrived / answered itself) ------------------------------------------
 
     async def __call__(
-        self,
-        endpoint: TrackEndpoint,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        workspace_id: str | None,
+        self, endpoint: TrackEndpoint, scope: Scope, receive: Receive, send: Send
     ) -> None:
         if not self.admit():
-            await self._refuse(endpoint, scope, send, workspace_id)
+            await self._refuse(endpoint, scope, send)
             return
         counted = False
 
@@ -132,15 +134,21 @@ class Admission:
             return message
 
         try:
-            await endpoint(scope, receive_counted, send, workspace_id)
+            await endpoint(scope, receive_counted, send)
         finally:
             if counted:
                 self.answered()
 
-    async def _refuse(
-        self, endpoint: TrackEndpoint, scope: Scope, send: Send, workspace_id: str | None
-    ) -> None:
+    async def _refuse(self, endpoint: TrackEndpoint, scope: Scope, send: Send) -> None:
         """Row 27's answer, without reading the body (uvicorn discards what is left of it and
         keeps the connection)."""
-        self.counters.shed += 1
-        await endpoint.refuse(scope, send, workspace_id, contract.queue_unavailable())
+        client = scope.get("client")
+        status, headers, body = await endpoint.refuse(
+            scope["method"],
+            scope.get("raw_path") or scope["path"].encode(),
+            scope.get("query_string", b""),
+            scope["headers"],
+            str(client[0]) if client else None,
+            self.refusal(),
+        )
+        await send_json(send, status, body, headers)

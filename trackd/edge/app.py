@@ -155,14 +155,23 @@ class TrackdApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
+    def fast_endpoint(self, path: str) -> TrackEndpoint | None:
+        """The `/v1` endpoint a `POST` to `path` goes to on the protocol's fast path
+        (`trackd.edge.protocol.FastCycle`: the same admission, core and answer, no ASGI), or
+        None: ASGI's road (`_route`)."""
+        if not self.settings.fast_path:
+            return None
+        matched = self.router.match(path)
+        return None if matched is None else self.v1[matched[0]]
+
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         matched = self.router.match(path)
         if matched is not None:
-            route, workspace_id = matched
+            route, _ = matched
             if method == "POST":  # through admission control: refused at once when behind
-                await self.admission(self.v1[route], scope, receive, send, workspace_id)
+                await self.admission(self.v1[route], scope, receive, send)
             else:
                 await _error(send, contract.method_not_allowed(), [ALLOW_POST])
         elif path.startswith(READ_PREFIX):

@@ -24,8 +24,13 @@ class ClientDisconnected(Exception):
 
 def header_map(scope: Scope) -> dict[bytes, bytes]:
     """Request headers by lower-case name; the first of repeated headers wins."""
+    return first_headers(scope["headers"])
+
+
+def first_headers(header_list: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Headers as received (names in lower case) by name; the first of repeated ones wins."""
     headers: dict[bytes, bytes] = {}
-    for name, value in scope["headers"]:
+    for name, value in header_list:
         headers.setdefault(name, value)
     return headers
 
@@ -58,7 +63,7 @@ async def send_json(send: Send, status: int, body: bytes, headers: Headers = ())
     await send({"type": "http.response.body", "body": body})
 
 
-def client_ip(headers: dict[bytes, bytes], scope: Scope) -> str | None:
+def client_ip(headers: dict[bytes, bytes], peer: str | None) -> str | None:
     """The first valid address of X-Forwarded-For, else the peer; a malformed value is ignored."""
     forwarded = headers.get(b"x-forwarded-for")
     if forwarded:
@@ -67,5 +72,4 @@ def client_ip(headers: dict[bytes, bytes], scope: Scope) -> str | None:
                 return str(ipaddress.ip_address(part.strip()))
             except ValueError:
                 continue
-    client = scope.get("client")
-    return str(client[0]) if client else None
+    return peer

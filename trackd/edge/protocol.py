@@ -31,16 +31,28 @@ Here a failed connection reads no further request and
   sends is read and discarded until it closes or `LINGER_SECONDS` pass, so the kernel does not
   answer unread data with a reset that can destroy the refusal before the client reads it.
 
+The `/v1` fast path (issue 14): a `POST` whose path names a `/v1` row (`TrackdApp.fast_endpoint`)
+gets a `FastCycle` in place of uvicorn's ASGI `RequestResponseCycle`, in the same pipeline: no
+scope, no receive/send messages; its body is collected as httptools delivers it (`100 Continue`
+when the client asked and the body is wanted, as uvicorn's `receive` sends it), handed with the
+head to the endpoint's core (`TrackEndpoint.respond`, the checks every transport shares) and the
+answer goes out in one write. Every other request, and every request with `fast_path` off, goes
+through ASGI as before; tests/e2e/test_fastpath_differential.py holds both to the same bytes.
+
 This leans on uvicorn 0.54's internals (`pipeline`, `cycle`, `_start_asgi_task`,
-`on_response_complete`); tests/e2e/test_pipelining.py holds it to the behaviour above.
+`on_response_complete`, `RequestResponseCycle`'s fields); tests/e2e/test_pipelining.py holds it to
+the behaviour above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+import logging
+import urllib.parse
+from typing import Any, Protocol
 
+import httptools
 import msgspec
 import uvicorn
 from uvicorn._types import ASGI3Application
@@ -50,8 +62,13 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from trackd.edge.admission import Admission
+from trackd.edge.http import ClientDisconnected, first_headers
+from trackd.edge.track import Answer, TrackEndpoint
 from trackd.errors import ContractError
 from trackd.wire import contract
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +156,7 @@ class TrackdHttpProtocol(HttpToolsProtocol):
         self._failed = False  # no further request is read on this connection
         self._last_word: ContractError | None = None  # written once every answer owed is
         self._lingering = False  # the last word is written: waiting for the client to close
+        self._fast = _fast_app(self.app, config)
 
     # -- deadlines ------------------------------------------------------------------------
 
@@ -178,8 +196,55 @@ class TrackdHttpProtocol(HttpToolsProtocol):
         self._heads += 1
         self._arm(self.limits.body_timeout)
         before = self.cycle
-        super().on_headers_complete()
+        if self._fast is None or not self._fast_cycle(self._fast):
+            super().on_headers_complete()
         self._parsing = self.cycle if self.cycle is not before else None
+
+    # -- the /v1 fast path ----------------------------------------------------------------
+
+    def _fast_cycle(self, app: FastApp) -> bool:
+        """Queue a `FastCycle` for this request if it is a fast one (as uvicorn queues its
+        cycle: started now, or after the requests before it); False: ASGI's road."""
+        parser = self.parser
+        if parser.get_method() != b"POST" or parser.should_upgrade():
+            return False
+        url = httptools.parse_url(self.url)
+        path = url.path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        endpoint = app.fast_endpoint(path)
+        if endpoint is None:
+            return False
+        http_version = parser.get_http_version()
+        self.scope["method"] = "POST"  # what uvicorn's own code reads of a request
+        existing = self.cycle
+        self.cycle = FastCycle(
+            scope=self.scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=False,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        self.cycle.fast = (
+            app.admission,
+            endpoint,
+            url.path,
+            url.query or b"",
+            self.headers,
+            self.client[0] if self.client else None,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
+        return True
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -312,3 +377,122 @@ class TrackdHttpProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         return b"".join([*head, body])
+
+
+# -- the /v1 fast path ------------------------------------------------------------------------
+
+
+class FastApp(Protocol):
+    """What the fast path needs of the app (`trackd.edge.app.TrackdApp`)."""
+
+    admission: Admission
+
+    def fast_endpoint(self, path: str) -> TrackEndpoint | None:
+        """The endpoint a `POST` to `path` goes to without ASGI, or None (not a `/v1` row, or
+        the fast path is off)."""
+
+
+def _fast_app(app: Any, config: uvicorn.Config) -> FastApp | None:
+    """The trackd app under uvicorn's middleware, when nothing of uvicorn's a fast request
+    would skip is configured (an access log, a root path, a concurrency limit)."""
+    if config.access_log or config.root_path or config.limit_concurrency is not None:
+        return None
+    for _ in range(8):
+        if hasattr(app, "fast_endpoint"):
+            return app  # type: ignore[no-any-return]
+        app = getattr(app, "app", None)
+    return None
+
+
+class FastCycle(RequestResponseCycle):
+    """One fast request in uvicorn's pipeline: `run_asgi` (what the pipeline starts) runs the
+    endpoint's core on the collected body and writes its answer at once."""
+
+    #: (admission, endpoint, the path as sent, the query, the headers as received, the peer)
+    fast: tuple[Admission, TrackEndpoint, bytes, bytes, list[tuple[bytes, bytes]], str | None]
+
+    async def run_asgi(self, app: Any) -> None:
+        try:
+            await self._run()
+        except ClientDisconnected:
+            pass  # nothing to answer, nothing kept
+        except BaseException as exc:
+            log.error("unexpected failure on the fast path", exc_info=exc)
+            if not self.response_started:
+                await self.send_500_response()
+            else:
+                self.transport.close()
+        finally:
+            self.on_response = lambda: None
+
+    async def _run(self) -> None:
+        admission, endpoint, path, query, headers, client = self.fast
+        if not admission.admit():  # refused before the body is read, as on ASGI's road
+            refusal = admission.refusal()
+            await self._write(await endpoint.refuse("POST", path, query, headers, client, refusal))
+            return
+        if endpoint.declared_too_large(first_headers(headers)):
+            too_large = contract.payload_too_large()
+            await self._write(
+                await endpoint.refuse("POST", path, query, headers, client, too_large)
+            )
+            return
+        body = await self._body(endpoint.max_body, admission)
+        if body is None:
+            too_large = contract.payload_too_large()
+            await self._write(
+                await endpoint.refuse("POST", path, query, headers, client, too_large)
+            )
+            return
+        try:
+            await self._write(await endpoint.respond("POST", path, query, headers, body, client))
+        finally:
+            admission.answered()
+
+    async def _body(self, limit: int, admission: Admission) -> bytes | None:
+        """The whole body (counted in flight once it is in), None once it is over `limit`."""
+        chunks: list[bytes | bytearray] = []
+        size = 0
+        while True:
+            if self.waiting_for_100_continue and not self.transport.is_closing():
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.waiting_for_100_continue = False
+            if not self.disconnected:
+                self.flow.resume_reading()
+                await self.message_event.wait()
+                self.message_event.clear()
+            if self.disconnected:
+                raise ClientDisconnected
+            chunk, self.body = self.body, bytearray()
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not self.more_body:
+                admission.arrived()
+                return b"".join(chunks)
+
+    async def _write(self, answer: Answer) -> None:
+        """The answer in one write, framed as uvicorn frames an ASGI `send_json`."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        status, headers, body = answer
+        content = [STATUS_LINE[status]]
+        for name, value in self.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        content.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        for name, value in headers:
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.transport.write(b"".join(content))
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import logging
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -27,7 +28,7 @@ from trackd.edge.http import (
     Send,
     client_ip,
     encode,
-    header_map,
+    first_headers,
     read_body,
     send_json,
 )
@@ -72,27 +73,43 @@ class Request:
     __slots__ = (
         "authenticated",
         "body",
+        "client",
+        "header_list",
         "headers",
         "inflate_failed",
+        "method",
         "payload",
         "query",
+        "query_string",
+        "raw_path",
         "received_ms",
         "request_id",
-        "scope",
         "stored_events",
         "validated",
         "workspace_id",
     )
 
-    def __init__(self, scope: Scope, workspace_id: str | None) -> None:
-        self.scope = scope
-        self.headers = header_map(scope)
-        query_string = scope.get("query_string")
+    def __init__(
+        self,
+        method: str,
+        raw_path: bytes,
+        query_string: bytes,
+        header_list: list[tuple[bytes, bytes]],
+        body: bytes,
+        client: str | None,
+        workspace_id: str | None,
+    ) -> None:
+        self.method = method
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.header_list = header_list
+        self.headers = first_headers(header_list)
         self.query = parse_qs(query_string.decode("latin-1")) if query_string else {}
+        self.client = client
         # A query route's workspace is its `app_id` ("" when absent: no workspace is named so).
         self.workspace_id = (self.param("app_id") or "") if workspace_id is None else workspace_id
         self.request_id = contract.new_request_id()
-        self.body = b""
+        self.body = body
         self.inflate_failed = False
         self.received_ms = int(time.time() * 1000)
         self.authenticated = False
@@ -105,7 +122,17 @@ class Request:
         return values[0] if values else None
 
 
+#: What the core answers: (status, headers, body); a transport adds only its framing (the
+#: content type and length, the status line).
+Answer = tuple[int, Headers, bytes]
+
+
 class TrackEndpoint:
+    """One `/v1` row. The check table runs in the transport-free core, `respond` (and `refuse`
+    for an answer before the body is read); the ASGI entry point (`__call__`) and the fast path
+    (`trackd.edge.protocol.FastCycle`) are only transports around it. Whatever a request must do
+    or record happens in the core (`finish`: counts and the request log)."""
+
     def __init__(
         self,
         registry: WorkspaceRegistry,
@@ -125,43 +152,94 @@ class TrackEndpoint:
         self.counters = counters
         self.route = route
         self.recorder = recorder
+        self._path_workspace = route.workspace_from is WorkspaceFrom.PATH
 
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, workspace_id: str | None
-    ) -> None:
-        request = Request(scope, workspace_id)
+    # -- transports -----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI transport: the body read to the cap, then the core."""
+        method, raw_path = scope["method"], scope.get("raw_path") or scope["path"].encode()
+        query, header_list = scope.get("query_string", b""), scope["headers"]
+        client = scope.get("client")
+        peer = str(client[0]) if client else None
+        if self.declared_too_large(first_headers(header_list)):
+            too_large = contract.payload_too_large()
+            answer = await self.refuse(method, raw_path, query, header_list, peer, too_large)
+        else:
+            try:
+                body = await read_body(receive, self.max_body)
+            except ClientDisconnected:
+                return  # nothing to answer, nothing kept
+            if body is None:
+                too_large = contract.payload_too_large()
+                answer = await self.refuse(method, raw_path, query, header_list, peer, too_large)
+            else:
+                answer = await self.respond(method, raw_path, query, header_list, body, peer)
+        status, answer_headers, answer_body = answer
+        await send_json(send, status, answer_body, answer_headers)
+
+    def declared_too_large(self, headers: dict[bytes, bytes]) -> bool:
+        """Row 1 on the declared length, before any of the body is read."""
+        declared = headers.get(b"content-length")
+        return declared is not None and declared.isdigit() and int(declared) > self.max_body
+
+    # -- the core ---------------------------------------------------------------------------
+
+    async def respond(
+        self,
+        method: str,
+        path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        client: str | None,
+    ) -> Answer:
+        """The check table over one whole request: `path` as sent (percent-encoded, without
+        the query), `headers` as received (names in lower case), its body as received (at most
+        `max_body` bytes, maybe gzip), `client` the peer's address. Never raises."""
+        request = Request(method, path, query, headers, body, client, self._workspace_of(path))
         try:
-            status, body, headers = await self._handle(request, receive)
-        except ClientDisconnected:
-            return  # nothing to answer, nothing kept
+            status, answer_body, answer_headers = await self._handle(request)
         except ContractError as exc:
-            status, body = exc.status, self._fail(exc, request)
-            headers = await self._error_headers(exc, request)
+            status, answer_body = exc.status, self._fail(exc, request)
+            answer_headers = await self._error_headers(exc, request)
             self.finish(request, status, exc)
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
             unexpected = self.route.unexpected()  # Delete User's own 500 wording
-            status, body, headers = 500, self._fail(unexpected, request), []
+            status, answer_body, answer_headers = 500, self._fail(unexpected, request), []
             self.finish(request, status, unexpected)
         else:
             self.finish(request, status, None)
-        await self._answer(send, request, status, body, headers)
+        return self._answer(request, status, answer_body, answer_headers)
 
     async def refuse(
-        self, scope: Scope, send: Send, workspace_id: str | None, exc: ContractError
-    ) -> None:
-        """Answer `exc` before the body is read (admission control's 503), with the headers and
-        counts of any rejection."""
-        request = Request(scope, workspace_id)
-        headers = await self._error_headers(exc, request)
+        self,
+        method: str,
+        path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: str | None,
+        exc: ContractError,
+    ) -> Answer:
+        """Answer `exc` before the body is read (row 1 on a declared or read length, admission
+        control's 503), with the headers, counts and log entry of any rejection."""
+        request = Request(method, path, query, headers, b"", client, self._workspace_of(path))
+        answer_headers = await self._error_headers(exc, request)
         self.finish(request, exc.status, exc)
-        await self._answer(send, request, exc.status, self._fail(exc, request), headers)
+        return self._answer(request, exc.status, self._fail(exc, request), answer_headers)
 
-    async def _answer(
-        self, send: Send, request: Request, status: int, body: bytes, headers: Headers
-    ) -> None:
+    def _workspace_of(self, path: bytes) -> str | None:
+        """A path route's workspace id: its last segment, percent-decoded as the router saw it."""
+        if not self._path_workspace:
+            return None
+        last = path.rpartition(b"/")[2].decode("latin-1")
+        return urllib.parse.unquote(last) if "%" in last else last
+
+    @staticmethod
+    def _answer(request: Request, status: int, body: bytes, headers: Headers) -> Answer:
         headers.append((b"x-request-id", request.request_id.encode()))
-        await send_json(send, status, body, headers)
+        return status, headers, body
 
     def finish(self, request: Request, status: int, error: ContractError | None) -> None:
         """Count the answer, and record it in the request log (every answer of every row goes
@@ -177,17 +255,17 @@ class TrackEndpoint:
     # -- Request log (issue 13 item 1) --
 
     def _entry(self, request: Request, status: int, error: ContractError | None) -> RequestEntry:
-        scope, validated = request.scope, request.validated
+        validated = request.validated
         user_agent = request.headers.get(b"user-agent")
         entry = RequestEntry(
             workspace_id=request.workspace_id,
             at=request.received_ms,
             endpoint=self.route.name,
-            method=scope.get("method", "POST"),
-            path=_path(scope),
+            method=request.method,
+            path=_path(request),
             status=status,
             request_id=request.request_id,
-            client_ip=client_ip(request.headers, scope),
+            client_ip=client_ip(request.headers, request.client),
             user_agent=None if user_agent is None else user_agent.decode("latin-1"),
             event_count=0 if validated is None else validated.event_count,
             customer_id=validated.customer_id if validated is not None else None,
@@ -202,7 +280,7 @@ class TrackEndpoint:
         return msgspec.structs.replace(
             entry,
             customer_id=entry.customer_id or _named_customer(request),
-            headers=_recorded_headers(scope),
+            headers=_recorded_headers(request.header_list),
             body=_cut(body),
             body_truncated=len(body) > REQUEST_BODY_BYTES,
         )
@@ -213,9 +291,9 @@ class TrackEndpoint:
             exc = exc.error
         return encode(contract.error_body(exc, request.request_id))
 
-    async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
+    async def _handle(self, request: Request) -> tuple[int, bytes, Headers]:
         received_ms = request.received_ms
-        await self._read(request, receive)  # row 1
+        self._inflated(request)  # row 1 (the length read is the transport's)
         workspace = await self._authenticate(request)  # rows 2-11
         request.authenticated = True
         self._check_headers(request)  # rows 12-13
@@ -251,7 +329,7 @@ class TrackEndpoint:
             workspace_id=workspace.id,
             received_at=received_ms,
             project_code=request.param("project_code") if workspace.portfolio else None,
-            client_ip=client_ip(request.headers, request.scope),
+            client_ip=client_ip(request.headers, request.client),
             customer_id=validated.customer_id,
             device_id=validated.device_id,
             user_identifiers=validated.user_identifiers,
@@ -361,7 +439,7 @@ class TrackEndpoint:
                 workspace_id=workspace.id,
                 received_at=received_ms,
                 project_code=project_code,
-                client_ip=client_ip(request.headers, request.scope),
+                client_ip=client_ip(request.headers, request.client),
                 customer_id=v.customer_id,
                 device_id=v.device_id,
                 user_identifiers=v.user_identifiers,
@@ -387,17 +465,10 @@ class TrackEndpoint:
         body = self.route.answer(request.request_id, validated.warnings)  # the row's 200
         return 200, body, rate_headers(decision)
 
-    async def _read(self, request: Request, receive: Receive) -> None:
-        declared = request.headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise contract.payload_too_large()
-        body = await read_body(receive, self.max_body)
-        if body is None:
-            raise contract.payload_too_large()
+    def _inflated(self, request: Request) -> None:
         encoding = request.headers.get(b"content-encoding", b"").strip().lower()
-        if encoding in GZIP_ENCODINGS and body:
-            body = self._inflate(request, body)
-        request.body = body
+        if encoding in GZIP_ENCODINGS and request.body:
+            request.body = self._inflate(request, request.body)
 
     def _inflate(self, request: Request, body: bytes) -> bytes:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -568,11 +639,9 @@ class _NamesCustomer(msgspec.Struct):
 _decode_customer = msgspec.json.Decoder(_NamesCustomer).decode
 
 
-def _path(scope: Scope) -> str:
+def _path(request: Request) -> str:
     """The path as sent (percent-encoded), with its query string."""
-    raw = scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else str(scope.get("path", ""))
-    query = scope.get("query_string")
+    path, query = request.raw_path.decode("latin-1"), request.query_string
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
@@ -591,10 +660,10 @@ def _named_customer(request: Request) -> str | None:
     return None
 
 
-def _recorded_headers(scope: Scope) -> dict[str, str]:
+def _recorded_headers(header_list: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """Every request header (repeated ones joined by ", "), Authorization redacted."""
     headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
+    for raw_name, raw_value in header_list:
         name = raw_name.decode("latin-1").lower()
         value = REDACTED if name == "authorization" else raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value

@@ -37,6 +37,27 @@ def parse_time(value: object) -> int | None:
         return _from_epoch(float(value)) if isinstance(value, float) else _from_int(value)
     if not isinstance(value, str):
         return None
+    try:  # a batch's events mostly share a few times: each text is parsed once
+        return _TEXTS[value]
+    except KeyError:
+        pass
+    ms = _from_text(value)
+    if len(_TEXTS) >= MAX_REMEMBERED:
+        _TEXTS.clear()
+    _TEXTS[value] = ms
+    return ms
+
+
+#: Texts parsed lately and their result, up to a bound (a pure function of the text).
+_TEXTS: dict[str, int | None] = {}
+MAX_REMEMBERED = 4096
+
+
+def _from_text(value: str) -> int | None:
+    if len(value) == 20:  # the usual form, YYYY-MM-DDTHH:MM:SSZ, without a regex
+        ms = _from_iso_seconds_z(value)
+        if ms is not None:
+            return ms
     text = value.strip()
     if _NUMERIC.fullmatch(text):
         return _from_epoch(float(text)) if "." in text else _from_int(int(text))
@@ -55,6 +76,36 @@ def _from_epoch(value: float) -> int | None:
         return None
     ms = round(value if value >= MS_THRESHOLD else value * 1000)  # round first, then bound
     return ms if ms <= MAX_MS else None
+
+
+def _from_iso_seconds_z(text: str) -> int | None:
+    """`_from_iso` of exactly ``YYYY-MM-DDTHH:MM:SSZ`` (ASCII digits, ``T``/``t``/space,
+    ``Z``/``z``) by slicing; None for any other text or a time no calendar has, which then takes
+    the general parse (it says None too for the latter)."""
+    if not (
+        text.isascii()
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+        and text[10] in _T
+        and text[19] in _Z
+    ):
+        return None
+    year, month, day = text[0:4], text[5:7], text[8:10]
+    hour, minute, second = text[11:13], text[14:16], text[17:19]
+    if not (year + month + day + hour + minute + second).isdigit():  # ASCII: 0-9 only
+        return None
+    day_ms = _day_ms(year, month, day)
+    h, m, sec = int(hour), int(minute), int(second)
+    if day_ms is None or h > 23 or m > 59 or sec > 59:
+        return None
+    epoch_ms = day_ms + (h * 3600 + m * 60 + sec) * 1000
+    return epoch_ms if 0 <= epoch_ms <= MAX_MS else None
+
+
+_T = frozenset("Tt ")
+_Z = frozenset("Zz")
 
 
 def _from_iso(text: str) -> int | None:
@@ -94,7 +145,7 @@ def _day_ms(year: str, month: str, day: str) -> int | None:
         )
     except ValueError:
         ms = None
-    if len(_DAYS) >= 4096:
+    if len(_DAYS) >= MAX_REMEMBERED:
         _DAYS.clear()
     _DAYS[key] = ms
     return ms
