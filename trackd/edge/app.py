@@ -92,7 +92,7 @@ class TrackdApp:
         self.read = ReadAPI(
             self.registry, self.events, self.queue, settings.admin_token, self.stats
         )
-        self._openapi = encode(openapi_document())
+        self._openapi = encode(openapi_document(routes))
         self._flusher: asyncio.Task[None] | None = None
         self._stop_flushing = asyncio.Event()
         self.started = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -21,10 +22,10 @@ from trackd.errors import ContractError
 from trackd.models import ROUTE_WORDS, Kind, Warning, Workspace
 from trackd.wire import contract
 from trackd.wire.bulk import BulkImportBody, validate_bulk
-from trackd.wire.customer import validate_customer
+from trackd.wire.customer import TrackUserBody, validate_customer
 from trackd.wire.device import TrackDeviceBody, validate_device
-from trackd.wire.event import Validated, decode_event, validate_event
-from trackd.wire.merge import validate_merge
+from trackd.wire.event import TrackEventRequest, Validated, decode_event, validate_event
+from trackd.wire.merge import MergeUsersBody, validate_merge
 
 #: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
 Validate = Callable[[object, Workspace, str | None, int], Validated]
@@ -32,6 +33,9 @@ Validate = Callable[[object, Workspace, str | None, int], Validated]
 Decode = Callable[[bytes, Workspace, str | None, int], Validated | None]
 #: The 200's body: (request id, warnings) -> JSON bytes.
 Answer = Callable[[str, list[Warning]], bytes]
+#: A documented body: a msgspec Struct (its docstring the schema's description), or
+#: ``Annotated[Struct, msgspec.Meta(extra_json_schema=...)]`` for what a Struct cannot say.
+Body = Any
 
 WORKSPACE = "{workspace_id}"
 
@@ -100,7 +104,7 @@ class V1Route:
     rate_limited: Callable[[], ContractError] = contract.rate_limited
     #: The documented shape of its body (a msgspec Struct beside its validator in `trackd.wire`):
     #: what `/openapi.json` shows as the request (issue 12 item 5: generated, never hand-written).
-    body: type | None = None
+    body: Body = None
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     #: What a request costs in each bucket it charges, in order (all or none are charged; the
     #: 200's rate-limit headers are the first bucket's, a 429's the refusing one's). None:
@@ -108,6 +112,9 @@ class V1Route:
     costs: Costs | None = None
     #: Its row-15 error (undecodable JSON): Track Event's unless REF gives the endpoint its own.
     malformed_json: Callable[[], ContractError] = contract.malformed_json
+    # -- generated /openapi.json (issue 12 item 5) --
+    #: The documented shape of its 200 body, the Struct beside `answer` in `trackd.wire.contract`.
+    success: Body = contract.SuccessBody
 
     def charges(self, validated: Validated) -> tuple[tuple[Bucket, int], ...]:
         """The buckets a request charges and what it costs in each (`costs`)."""
@@ -130,6 +137,7 @@ V1_ROUTES: tuple[V1Route, ...] = (
         decode=decode_event,
         bucket=Bucket.EVENTS,
         counts_events=True,
+        body=TrackEventRequest,
     ),
     V1Route(
         name="Track User",
@@ -138,6 +146,7 @@ V1_ROUTES: tuple[V1Route, ...] = (
         validate=validate_customer,
         bucket=Bucket.USERS,
         counts_events=False,
+        body=TrackUserBody,
     ),
     # -- Merge Users (data-api.md §3) --
     V1Route(
@@ -150,6 +159,8 @@ V1_ROUTES: tuple[V1Route, ...] = (
         workspace_from=WorkspaceFrom.QUERY,
         answer=contract.merge_success_json,
         rate_limited=contract.rate_limit_error,
+        body=MergeUsersBody,
+        success=contract.MergeSuccessBody,
     ),
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     V1Route(

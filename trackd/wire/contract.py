@@ -8,11 +8,12 @@ returns a fresh `ContractError`; the edge renders it as
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from trackd.errors import ContractError
+from trackd.models import Warning
 
 AUTH = "Authentication required"
 MALFORMED_JSON = (
@@ -379,3 +380,43 @@ REASONS.update(
         "invalid_element": "is an element its own endpoint would refuse",
     }
 )
+
+
+# -- the documented answers (/openapi.json is generated from these, issue 12 item 5) -------------
+#
+# Each describes the body built above it in this module; tests/wire/test_contract.py decodes the
+# real bodies with them, so the document cannot drift from what is answered.
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    """What failed: MoEngage's message and type, the attribute at fault, trackd's request id."""
+
+    message: str
+    type: str
+    request_id: str
+    attribute: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error's envelope (`error_body`), on every route."""
+
+    status: Literal["fail"]
+    error: ErrorDetail
+
+
+class SuccessBody(msgspec.Struct, omit_defaults=True):
+    """Track Event's 200 (`success_body`), every row's unless its own: accepted and durable;
+    `warnings` only when something was dropped, cut or rewritten."""
+
+    status: Literal["success"]
+    message: str
+    request_id: str
+    warnings: list[Warning] | None = None
+
+
+class MergeSuccessBody(msgspec.Struct):
+    """Merge Users' 200 (`merge_success_json`, REF §6.4)."""
+
+    status: Literal["success"]
+    operation: Literal["created"]
+    request_id: str

@@ -9,12 +9,15 @@ or inside `attributes`; either way it is stored as the `platforms` attribute.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from trackd.models import Warning, Workspace
 from trackd.wire import contract
 from trackd.wire.event import (
     DISALLOWED_CUSTOMER_IDS,
+    Identifier,
     Validated,
     check_customer_id,
     check_project,
@@ -76,3 +79,14 @@ def _clean(raw: dict[str, Any], platforms: Any) -> tuple[dict[str, Any], list[Wa
     warnings.extend(Warning(0, reason, attribute) for attribute, reason in problems)
     attributes.update({k: v for k, v in standard.items() if v is not None})
     return attributes, warnings
+
+
+class TrackUserBody(msgspec.Struct, omit_defaults=True):
+    """MoEngage's Track User body (`POST /v1/customer/{workspace_id}`, REF §6.1): creates or
+    updates the user. Unknown keys are ignored."""
+
+    type: Literal["customer"]
+    customer_id: Identifier | int
+    attributes: dict[str, Any] | None = None
+    platforms: list[dict[str, Any]] | None = None
+    update_existing_only: bool | None = None
