@@ -9,7 +9,7 @@ or inside `attributes`; either way it is stored as the `platforms` attribute.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -81,11 +81,10 @@ def _clean(raw: dict[str, Any], platforms: Any) -> tuple[dict[str, Any], list[Wa
     return attributes, warnings
 
 
-class TrackUserBody(msgspec.Struct, omit_defaults=True):
-    """MoEngage's Track User body (`POST /v1/customer/{workspace_id}`, REF §6.1): creates or
-    updates the user. Unknown keys are ignored."""
+class TrackUserBody(msgspec.Struct, omit_defaults=True, tag_field="type", tag="customer"):
+    """MoEngage's Track User body (`POST /v1/customer/{workspace_id}`, REF §6.1), `type`
+    ``"customer"``: creates or updates the user. Unknown keys are ignored."""
 
-    type: Literal["customer"]
     customer_id: Identifier | int
     attributes: dict[str, Any] | None = None
     platforms: list[dict[str, Any]] | None = None

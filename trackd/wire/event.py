@@ -449,11 +449,10 @@ class EventAction(msgspec.Struct, omit_defaults=True):
     real_time_action: str | None = None
 
 
-class TrackEventBody(msgspec.Struct, omit_defaults=True):
-    """MoEngage's Track Event body (`POST /v1/event/{workspace_id}`, REF §1.2): a
-    `customer_id`, or (Identity Resolution workspaces only) `user_identifiers`."""
+class TrackEventBody(msgspec.Struct, omit_defaults=True, tag_field="type", tag="event"):
+    """MoEngage's Track Event body (`POST /v1/event/{workspace_id}`, REF §1.2), `type`
+    ``"event"``: a `customer_id`, or (Identity Resolution workspaces only) `user_identifiers`."""
 
-    type: Literal["event"]
     actions: Annotated[list[EventAction], msgspec.Meta(min_length=1)]
     customer_id: Identifier | int | msgspec.UnsetType = msgspec.UNSET  # null counts as absent
     device_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | None = None
