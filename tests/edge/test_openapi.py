@@ -103,9 +103,10 @@ def test_the_workspace_is_where_the_row_takes_it(route: V1Route) -> None:
     if route.workspace_from is WorkspaceFrom.PATH:
         assert parameters[("workspace_id", "path")] is True
         assert parameters[("app_id", "query")] is False
-    else:
+    elif route.workspace_from is WorkspaceFrom.QUERY:
         assert ("workspace_id", "path") not in parameters
         assert parameters[("app_id", "query")] is True
+    assert ("MOE-APPKEY", "header") in parameters
     assert operation["security"] == [{"basic": []}]
 
 

@@ -137,11 +137,11 @@ def predicted(route: V1Route, payload: Any, ws: Workspace, received_ms: int) -> 
 
 
 async def post(harness: Harness, route: V1Route, raw: bytes) -> httpx.Response:
+    path, params = route.pattern, {"app_id": harness.workspace_id}
     if route.workspace_from is WorkspaceFrom.PATH:
         path, params = route.pattern.replace("{workspace_id}", harness.workspace_id), None
-    else:
-        path, params = route.pattern, {"app_id": harness.workspace_id}
-    return await harness.client.post(path, content=raw, headers=harness.headers(), params=params)
+    headers = {**harness.headers(), "MOE-APPKEY": harness.workspace_id}  # agreeing (row 7)
+    return await harness.client.post(path, content=raw, headers=headers, params=params)
 
 
 def with_request_id_r(response: httpx.Response) -> Any:

@@ -187,8 +187,10 @@ def _v1(
         responses[status] = _response(text, ERROR, _RATE_HEADERS | _REQUEST_ID | extra)
     if route.workspace_from is WorkspaceFrom.PATH:
         where = [_parameter("workspace_id", "path"), _parameter("app_id", "query")]
-    else:
+    elif route.workspace_from is WorkspaceFrom.QUERY:
         where = [_parameter("app_id", "query", required=True)]
+    else:  # found elsewhere (a header, the body): nothing more to document here
+        where = []
     return {
         "post": {
             "operationId": operation_id,
