@@ -24,7 +24,7 @@ events limit (REF §3: 60,000 of each a minute).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -57,7 +57,9 @@ class BulkImportBody(msgspec.Struct):
 
     type: Literal["transition"]
     #: Each element its own endpoint's documented body, told apart by `type`.
-    elements: list[TrackUserBody | TrackEventBody | TrackDeviceBody]
+    elements: Annotated[
+        list[TrackUserBody | TrackEventBody | TrackDeviceBody], msgspec.Meta(min_length=1)
+    ]
 
 
 def validate_bulk(
