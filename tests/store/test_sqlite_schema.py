@@ -92,3 +92,36 @@ def test_processes_opening_one_file_together_apply_each_migration_once(tmp_path:
     ]
     counts = sorted(int(p.communicate(timeout=60)[0]) for p in procs)
     assert counts == [0, 0, 0, len(NAMES)]
+
+
+def test_0008_rebuilds_events_without_the_unique_key_keeping_rows_and_positions(
+    tmp_path: Path,
+) -> None:
+    """An upgraded data dir keeps every event at its position, and the next event is stored
+    after the highest position ever given (a tail's cursor never sees a position again)."""
+    path = tmp_path / "trackd.db"
+    conn = connect(path)
+    conn.execute(sqlite_schema._BOOKKEEPING)
+    for version, name, sql in migrations():
+        if version < 8:
+            for statement in statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+    row = "INSERT INTO events (event_id, workspace, customer_id, action, event_time, doc) "
+    rows = [("e1", "ada"), ("e2", "bob"), ("e3", "cy")]
+    conn.executemany(row + "VALUES (?, 'WS1', ?, 'Opened', 5, '{}')", rows)
+    conn.execute("DELETE FROM events WHERE event_id = 'e3'")  # the counter stays at 3
+    assert migrate(conn) == ["0008_events_event_id_not_unique.sql"]
+    assert conn.execute("SELECT seq, event_id, customer_id FROM events").fetchall() == [
+        (1, "e1", "ada"),
+        (2, "e2", "bob"),
+    ]
+    conn.execute(row + "VALUES ('e1', 'WS1', 'ada', 'Opened', 6, '{}')")  # no unique key now
+    assert conn.execute("SELECT max(seq) FROM events").fetchone() == (4,)
+    indexes = {
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events' "
+                                    "AND type = 'index'")
+    }  # fmt: skip
+    assert indexes == {"events_by_workspace", "events_by_customer", "events_by_action"}
+    conn.close()

@@ -122,7 +122,7 @@ def _merge_one(conn: sqlite3.Connection, m: MergeWrite) -> None:
     )
     conn.execute("DELETE FROM users WHERE workspace = ? AND customer_id = ?", (ws, merged))
     conn.executemany(
-        "INSERT OR IGNORE INTO events (event_id, workspace, customer_id, action, event_time, "
+        "INSERT INTO events (event_id, workspace, customer_id, action, event_time, "
         "doc) VALUES (?, ?, ?, ?, ?, ?)",
         [(e.event_id, ws, retained, e.action, e.current_time, _encode(e)) for e in m.events],
     )
