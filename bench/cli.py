@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from typing import Any
 
 from bench.machine import background, machine
 from bench.measure import measure
-from bench.model import BODIES, Options, Result, Soak
+from bench.model import BODIES, SINGLE, Options, Result, Soak
 from bench.profiling import profile, top_frames
 from bench.report import (
     LEGEND,
@@ -51,6 +52,29 @@ def run(opts: Options) -> list[Result]:
     return results
 
 
+def run_request_log(opts: Options, rounds: int = 2) -> list[Result]:
+    """Single-event trackd with its request log on (the default) and off, alternated `rounds`
+    times on fresh servers, so that the machine's drift falls on both alike."""
+    results = []
+    for n in range(rounds):
+        scratch = opts.scratch / f"round-{n}"  # each round's servers in folders of their own
+        scratch.mkdir()
+        for name in ("nginx", "trackd", "trackd-nolog"):
+            results.append(measure(dataclasses.replace(opts, scratch=scratch), name, SINGLE))
+    return results
+
+
+def request_log_report(results: list[Result]) -> list[str]:
+    on = [r.rps for r in results if r.server == "trackd"]
+    off = [r.rps for r in results if r.server == "trackd-nolog"]
+    ratio = sum(on) / sum(off) if sum(off) else 0.0
+    return [
+        f"single event, request log on:  {', '.join(f'{x:,.0f}' for x in on)} req/s",
+        f"single event, request log off: {', '.join(f'{x:,.0f}' for x in off)} req/s",
+        f"on / off: {ratio:.3f} (target: at least 0.95)",
+    ]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run.py", description="Track Event benchmark: nginx, trackd, a naive baseline"
@@ -78,6 +102,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--profile", type=Path, help="py-spy trackd into this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--request-log",
+        action="store_true",
+        help="only single-event trackd with the request log on and off, alternated (issue 13)",
+    )
     return parser.parse_args(argv)
 
 
@@ -115,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.seconds:g} s per measurement, soak {args.soak} s",
             flush=True,
         )
+        if args.request_log:
+            results = run_request_log(opts)
+            print()
+            print(table(results))
+            print(LEGEND)
+            print()
+            print("request log (issue 13):")
+            print("\n".join(f"  {line}" for line in request_log_report(results)))
+            clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in results)
+            return 0 if clean and all(r.all_durable for r in results if r.server != "nginx") else 1
         results = run(opts)
         soaked = soak(opts, args.soak) if args.soak > 0 else None
         profiles = [profile(opts, body, args.profile) for body in BODIES] if args.profile else []

@@ -31,7 +31,7 @@ from bench.model import (
 from bench.servers import Server, durable_envelopes, lost_ids, running
 
 #: the servers whose processor runs: a burst's lag drains, and probes become readable
-PROCESSING = ("trackd", "trackd-2core")
+PROCESSING = ("trackd", "trackd-2core", "trackd-nolog")
 
 
 def wrk(

@@ -152,12 +152,17 @@ def start_fastapi(opts: Options, tag: str) -> Server:
 
 
 def start_trackd(
-    opts: Options, tag: str, edge_only: bool = False, two_cores: bool = False
+    opts: Options,
+    tag: str,
+    edge_only: bool = False,
+    two_cores: bool = False,
+    request_log: bool = True,
 ) -> Server:
     """``edge_only``: the bench holds the data dir's processor lease (as a `trackd worker` on
     another core would), so the server only answers and queues; envelopes stay in the queue.
     ``two_cores``: the edge stays on the server's core, and its processor child (`trackd
-    worker`) is moved to wrk's core once the server is ready."""
+    worker`) is moved to wrk's core once the server is ready. ``request_log=False``: the
+    request log is off (``TRACKD_REQUEST_LOG_SIZE=0``; `bench/run.py --request-log`)."""
     data_dir = opts.scratch / f"trackd-{tag}"
     trackd = [sys.executable, "-m", "trackd"]
     create = ["workspace", "create", "--data-dir", str(data_dir), "--id", WORKSPACE]
@@ -170,8 +175,13 @@ def start_trackd(
         fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
     command = [*trackd, "serve", "--data-dir", str(data_dir), "--port", "0"]
     log = (opts.scratch / f"trackd-{tag}.log").open("wb")
+    env = {**os.environ, **({} if request_log else {"TRACKD_REQUEST_LOG_SIZE": "0"})}
     proc = subprocess.Popen(
-        pinned(SERVER_CORE, command, opts.pin), stdout=subprocess.PIPE, stderr=log, cwd=ROOT
+        pinned(SERVER_CORE, command, opts.pin),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        cwd=ROOT,
+        env=env,
     )
     assert proc.stdout is not None
     url = ""
@@ -187,6 +197,7 @@ def start_trackd(
     except RuntimeError:
         abandon(proc, Path(log.name), "trackd")
     name = "trackd-edge" if edge_only else "trackd-2core" if two_cores else "trackd"
+    name = name if request_log else "trackd-nolog"
     server = Server(name, proc, url, basic(key), data_dir, lease)
     if two_cores and opts.pin:
         server.child_core = CLIENT_CORE
@@ -214,7 +225,12 @@ def start_trackd_2core(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, two_cores=True)
 
 
+def start_trackd_nolog(opts: Options, tag: str) -> Server:
+    return start_trackd(opts, tag, request_log=False)
+
+
 STARTERS = {
+    "trackd-nolog": start_trackd_nolog,
     "nginx": start_nginx,
     "trackd": start_trackd,
     "fastapi": start_fastapi,

@@ -20,7 +20,7 @@ from trackd.queue.base import Queue
 from trackd.queue.memory import MemoryQueue
 from trackd.services import Services
 from trackd.settings import Settings
-from trackd.store import open_event_store
+from trackd.store import open_event_store, open_request_log
 from trackd.store.memory import MemoryWorkspaceStore
 
 
@@ -87,6 +87,7 @@ async def started(tmp_path: Path, queue: Queue | None = None) -> AsyncIterator[H
             events=open_event_store("memory://"),
             queue=queue or MemoryQueue(),
             limiter=MemoryLimiter(),
+            request_log=open_request_log("memory://"),
         )
     )
     await app.startup()

@@ -206,3 +206,42 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     device: Device | None = None  # Track Device only
     parts: list[Plan] | None = None  # Bulk Import only: its elements' plans, in order
+
+
+# -- Request log (issue 13 item 1) --
+
+
+class RequestError(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The contract error a rejected request was answered with (`wire.contract.error_body`)."""
+
+    type: str
+    message: str
+    attribute: str | None = None
+
+
+class RequestEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One `/v1` request to a known workspace, as the edge records it (`trackd.edge.request_log`)
+    and the request log keeps it. `body` and `headers` only for a rejected request that passed
+    authentication: `body` its first bytes (at most `REQUEST_BODY_BYTES`, cut on a character
+    boundary), `headers` with Authorization redacted."""
+
+    workspace_id: str
+    at: int  # epoch ms, when it was received
+    endpoint: str  # the V1Route's name: "Track Event"
+    method: str
+    path: str  # as sent, with its query string
+    status: int
+    request_id: str
+    client_ip: str | None = None
+    user_agent: str | None = None
+    event_count: int = 0
+    customer_id: str | None = None
+    warnings: list[Warning] = []
+    error: RequestError | None = None
+    headers: dict[str, str] | None = None
+    body: bytes | None = None
+    body_truncated: bool = False
+
+
+#: How much of a rejected request's body the request log keeps.
+REQUEST_BODY_BYTES = 16384

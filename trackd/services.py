@@ -9,6 +9,7 @@ receives a `Services`) and opens nothing itself.
                           --> workspaces  (trackd.store: sqlite, postgresql, memory)
                           --> events      (trackd.store)
                           --> limiter     (trackd.limiter: memory, sqlite, redis)
+                          --> request_log (trackd.store: beside the events, the edge's log)
                           --> processing  (the processor, when it runs in this process)
 
 Where the processor runs is decided once, by `processor_mode`.
@@ -27,7 +28,14 @@ from trackd.processor.runner import Processor
 from trackd.processor.service import ProcessorService
 from trackd.queue import Queue, open_queue
 from trackd.settings import Settings
-from trackd.store import EventStore, WorkspaceStore, open_event_store, open_workspace_store
+from trackd.store import (
+    EventStore,
+    RequestLog,
+    WorkspaceStore,
+    open_event_store,
+    open_request_log,
+    open_workspace_store,
+)
 
 LEASE_FILE = "processor.lease"
 
@@ -77,12 +85,15 @@ class Services:
         events: EventStore | None = None,
         queue: Queue | None = None,
         limiter: Limiter | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.settings = settings
         self.workspaces = workspaces or workspace_store(settings)
         self.events = events or event_store(settings)
         self.queue = queue or open_queue(settings.queue_url(), settings)
         self.limiter = limiter or open_limiter(settings.limiter_url())
+        # -- Request log (issue 13 item 1) --
+        self.request_log = request_log or open_request_log(settings.store_url())
         self.processing: ProcessorService | None = None
         if processor_mode(settings) is ProcessorMode.INLINE:
             self.processing = ProcessorService(Processor(self.queue, self.events), lease(settings))
@@ -90,6 +101,7 @@ class Services:
     async def open(self) -> None:
         await self.workspaces.open()
         await self.events.open()
+        await self.request_log.open()
         await self.queue.open()
         await self.limiter.open()
 
@@ -106,6 +118,7 @@ class Services:
     async def aclose(self) -> None:
         await self.queue.aclose()
         await self.limiter.aclose()
+        await self.request_log.aclose()
         await self.events.aclose()
         await self.workspaces.aclose()
 

@@ -89,6 +89,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: either the connection is closed (slow clients, `trackd.edge.protocol`).
     header_timeout_seconds: Seconds = 10.0
     body_timeout_seconds: Seconds = 30.0
+    # -- Request log (issue 13 item 1) --
+    #: The last requests kept per workspace in the request log (`GET /api/workspaces/{ws}/
+    #: requests`); 0 records none.
+    request_log_size: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 1000
+    #: Entries each edge process holds before writing them; past it the oldest are dropped and
+    #: counted (`trackd_request_log_dropped_total`).
+    request_log_buffer: Count = 10000
 
     @property
     def data_path(self) -> Path:

@@ -865,3 +865,34 @@ async def test_a_closed_store_raises_store_error_and_closing_twice_is_fine(
         assert (await store.counts("WS1"))["processed_events"] == 1
     finally:
         await store.aclose()
+
+
+# -- Live stream (issue 13 item 2): positions, and the warnings of their requests --
+
+
+async def test_events_with_seq_and_the_warnings_of_their_requests(store: EventStore) -> None:
+    warned = env(
+        "w1",
+        act(0, "A", T),
+        act(2, "B", T),
+        warnings=[Warning(1, "reserved_prefix"), Warning(2, "value_truncated", "desc")],
+        received_at=T + 5,
+    )
+    clean = env("c1", act(0, "C", T), received_at=T + 6)
+    await apply(store, [plan(warned), plan(clean)])
+    events, last = await store.events(EventQuery(workspace_id="WS1", after_seq=0, with_seq=True))
+    assert [e["action"] for e in events] == ["A", "B", "C"]
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and last == seqs[-1]
+    plain, _ = await store.events(EventQuery(workspace_id="WS1", after_seq=0))
+    assert plain == [{k: v for k, v in e.items() if k != "seq"} for e in events]
+    warnings = await store.request_warnings("WS1", ["w1", "c1", "w1"], T + 5, T + 6)
+    assert warnings == {
+        "w1": [
+            {"index": 1, "reason": "reserved_prefix"},
+            {"index": 2, "reason": "value_truncated", "attribute": "desc"},
+        ]
+    }
+    assert await store.request_warnings("WS1", ["w1"], T + 6, T + 9) == {}
+    assert await store.request_warnings("WS2", ["w1"], T, T + 9) == {}
+    assert await store.request_warnings("WS1", [], T, T + 9) == {}

@@ -260,10 +260,10 @@ async def test_send_stores_every_event_once_when_the_server_is_killed_and_restar
 class Follower:
     """A running `trackd tail`, its stdout lines collected by a thread."""
 
-    def __init__(self, data_dir: Path, workspace_id: str) -> None:
-        command = [sys.executable, "-m", "trackd", "tail", workspace_id]
+    def __init__(self, url: str, workspace_id: str, key: str) -> None:
+        command = [sys.executable, "-m", "trackd", "tail", workspace_id, "--json"]
         self.proc = subprocess.Popen(
-            [*command, "--data-dir", str(data_dir)],
+            [*command, "--url", url, "--key", key],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -315,7 +315,7 @@ async def test_tail_prints_the_events_processed_after_it_started_and_not_the_old
         for n in range(3):
             await ws.send(one("Old", n))
         await ws.events(3)  # processed before tail starts
-        follower = Follower(server.data_dir, ws.id)
+        follower = Follower(server.url, ws.id, ws.key)
         try:
             # tail prints nothing until something new is processed: send probes until the
             # first one shows, so tail is known to be following before the real events go
@@ -340,7 +340,12 @@ async def test_tail_prints_the_events_processed_after_it_started_and_not_the_old
         ("Probe", n) for n in range(first_probe, probes)
     ] + [("New", n) for n in range(4)]
     assert [e["request_id"] for e in printed[-4:]] == [r.headers["x-request-id"] for r in new]
-    assert printed == [stored[e["event_id"]] for e in printed]  # the read API's event, as is
+    # the read API's event, as is, with its position and its request's warnings (the live stream)
+    assert [{k: v for k, v in e.items() if k not in ("seq", "warnings")} for e in printed] == [
+        stored[e["event_id"]] for e in printed
+    ]
+    assert [e["warnings"] for e in printed] == [[]] * len(printed)
+    assert [e["seq"] for e in printed] == sorted({e["seq"] for e in printed})
 
 
 async def test_events_export_keeps_the_events_from_since_until_before_until(

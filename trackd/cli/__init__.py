@@ -83,8 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write (default: standard output)")
     _backend_flags(export)
 
-    tail = commands.add_parser("tail", help="follow a workspace's events as they are processed")
+    tail = commands.add_parser(
+        "tail", help="follow a workspace's events as they are processed (a server's live stream)"
+    )
     tail.add_argument("workspace")
+    tail.add_argument("--url", default="http://127.0.0.1:8080", help="the server")
+    tail.add_argument("--key", help="the workspace's Data API key (else the admin token)")
+    tail.add_argument("--admin-token", help="the server's admin token (env TRACKD_ADMIN_TOKEN)")
+    tail.add_argument("--customer-id", help="only this user's events")
+    tail.add_argument("--action", help="only events of this name")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line (NDJSON)")
     _backend_flags(tail)
 
     send = commands.add_parser("send", help="send events from an NDJSON file to a server")
@@ -158,7 +166,7 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from trackd.cli.commands import tail
 
-    return asyncio.run(tail(settings, args.workspace))
+    return asyncio.run(tail(settings, args))
 
 
 def _send(args: argparse.Namespace, settings: Settings) -> int:

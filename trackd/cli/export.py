@@ -1,4 +1,4 @@
-"""`trackd events export` and `trackd tail`: events streamed out of the store page by page.
+"""`trackd events export`: events streamed out of the store page by page.
 
 Memory stays constant whatever the number of events: one page (`PAGE` events) is held at a time
 and written before the next is read. Attributes are JSON text in CSV and Parquet.
@@ -16,7 +16,7 @@ from typing import IO, Any
 import msgspec
 
 from trackd.errors import ConfigError, MissingDriver
-from trackd.store.base import FROM_END, EventQuery, EventStore
+from trackd.store.base import EventQuery, EventStore
 
 PAGE = 2000
 COLUMNS = (
@@ -69,8 +69,10 @@ async def export(
     fmt: str = "ndjson",
     since: int | None = None,
     until: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the workspace's events to `out`; returns how many were written."""
+    """Write the workspace's events to `out`; returns how many were written (`progress` is
+    told the count after each page)."""
     writers: dict[str, Callable[[IO[bytes]], _Writer]] = {
         "ndjson": _NDJSON,
         "csv": _CSV,
@@ -83,6 +85,8 @@ async def export(
     async for page in pages(store, workspace_id, since, until):
         writer.write(page)
         count += len(page)
+        if progress is not None:
+            progress(count)
     writer.close()
     return count
 
@@ -140,25 +144,3 @@ class _Parquet(_Writer):
     def close(self) -> None:
         self.writer.close()
         super().close()
-
-
-async def follow(
-    store: EventStore,
-    workspace_id: str,
-    emit: Callable[[dict[str, Any]], None],
-    stop: asyncio.Event,
-    poll_seconds: float = 0.2,
-) -> None:
-    """Emit every event processed from now on, in processing order, until `stop` is set."""
-    _, position = await store.events(EventQuery(workspace_id=workspace_id, after_seq=FROM_END))
-    while not stop.is_set():
-        events, last = await store.events(
-            EventQuery(workspace_id=workspace_id, after_seq=position, limit=PAGE)
-        )
-        for event in events:
-            emit(event)
-        if last is not None:
-            position = last
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), poll_seconds)

@@ -32,9 +32,37 @@ def _print(args: argparse.Namespace, data: dict[str, Any] | list[dict[str, Any]]
     if getattr(args, "json", False):
         print(json.dumps(data))
         return
-    rows = data if isinstance(data, list) else [data]
+    if isinstance(data, list):  # `workspace list`: a table (nothing when there are none)
+        _table(data)
+        return
+    rows = [data]
     for row in rows:
         print("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    """Rows as a `rich` table on stdout, every value as text (never markup)."""
+    if not rows:
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    columns = [c for c in rows[0] if c != "projects"]
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(Text(_cell(row[c])) for c in columns))
+    Console(highlight=False, markup=False, soft_wrap=True).print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:

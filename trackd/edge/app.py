@@ -25,13 +25,14 @@ from trackd.edge.openapi import openapi_document
 from trackd.edge.read import PREFIX as READ_PREFIX
 from trackd.edge.read import ReadAPI, workspace_stats
 from trackd.edge.registry import WorkspaceRegistry
+from trackd.edge.request_log import RequestRecorder
 from trackd.edge.track import TrackEndpoint
 from trackd.edge.v1 import V1_ROUTES, Router, V1Route
 from trackd.errors import ContractError
 from trackd.limiter.base import Limiter
 from trackd.queue.base import Queue
 from trackd.settings import Settings
-from trackd.store.base import EventStore, WorkspaceStore
+from trackd.store.base import EventStore, RequestLog, WorkspaceStore
 from trackd.wire import contract
 from trackd.wire.auth import admin_bearer
 
@@ -50,6 +51,7 @@ class Parts(Protocol):
     events: EventStore
     queue: Queue
     limiter: Limiter
+    request_log: RequestLog
 
     async def open(self) -> None: ...
 
@@ -76,6 +78,13 @@ class TrackdApp:
             max_wait=settings.max_wait_seconds,
             hold=settings.shed_hold_seconds,
         )
+        # -- Request log (issue 13 item 1) --
+        self.recorder = RequestRecorder(
+            parts.request_log,
+            self.counters,
+            keep=settings.request_log_size,
+            buffer=settings.request_log_buffer,
+        )
         routes = tuple(routes)
         self.router = Router(routes)
         self.v1 = {
@@ -86,12 +95,14 @@ class TrackdApp:
                 settings.max_body_bytes,
                 self.counters,
                 route,
+                self.recorder,
             )
             for route in routes
         }
         self.read = ReadAPI(
             self.registry, self.events, self.queue, settings.admin_token, self.stats
         )
+        self.read.console(parts.request_log, self.limiter)  # issue 13
         self._openapi = encode(openapi_document(routes))
         self._flusher: asyncio.Task[None] | None = None
         self._stop_flushing = asyncio.Event()
@@ -104,6 +115,7 @@ class TrackdApp:
         await self.parts.open()
         await self.registry.start()
         await self.parts.start_processing()
+        await self.recorder.start()
         self._stop_flushing.clear()
         self._flusher = asyncio.create_task(self._flush_counters(), name="trackd-counters")
         self.started = True
@@ -115,6 +127,7 @@ class TrackdApp:
             self._stop_flushing.set()
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self._flush_once()
+        await self.recorder.stop()
         await self.parts.stop_processing()
         await self.parts.aclose()
 

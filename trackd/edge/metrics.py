@@ -34,6 +34,9 @@ class EdgeCounters:
         self.shed = 0
         #: Idempotency-Keys used again for another body or endpoint (answered 422).
         self.idempotency_conflicts = 0
+        # -- Request log (issue 13 item 1) --
+        #: Entries the request log dropped: its buffer was full, or the store refused a batch.
+        self.request_log_dropped = 0
 
     def take_rejected(self) -> dict[tuple[str, str], int]:
         taken = {(ws, "rejected_requests"): n for ws, n in self.rejected.items()}
@@ -85,7 +88,14 @@ async def render(
         dropped.add_metric([workspace_id], counts.get("dropped_events", 0))
     lag = GaugeMetricFamily("trackd_queue_lag_envelopes", "Envelopes not yet processed")
     lag.add_metric([], await queue.lag(PROCESSOR))
+    # -- Request log (issue 13 item 1) --
+    request_log_dropped = CounterMetricFamily(
+        "trackd_request_log_dropped",
+        "Request log entries dropped before they were written (a full buffer, a store failure)",
+    )
+    request_log_dropped.add_metric([], counters.request_log_dropped)
     collector_registry = CollectorRegistry(auto_describe=False)
     families = [requests, shed, conflicts, accepted, warned, processed, dropped, lag]
+    families.append(request_log_dropped)
     collector_registry.register(_Families(families))
     return generate_latest(collector_registry)

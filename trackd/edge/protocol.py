@@ -241,6 +241,18 @@ class TrackdHttpProtocol(HttpToolsProtocol):
             self._close()
         elif not self._failed:
             super().shutdown()
+            # -- Live stream (issue 13 item 2) --
+            # A streamed answer (no Content-Length: `/live`'s Server-Sent Events) never ends by
+            # itself: closed now, its app sees a disconnect, and the drain does not wait for it
+            # until the graceful timeout. The client reconnects with Last-Event-ID.
+            cycle = self.cycle
+            if (
+                cycle is not None
+                and cycle.response_started
+                and cycle.chunked_encoding
+                and not cycle.response_complete
+            ):
+                self.transport.close()
         # else: the last answer owed closes the connection
 
     def _fail(self, error: ContractError | None) -> None:

@@ -1,4 +1,6 @@
-"""trackd's own read API under `/api/workspaces/{ws}/…`: users, events, schema, issues, stats.
+"""trackd's own read API under `/api/workspaces/{ws}/…`: users, events, schema, issues, stats;
+and for the console (issue 13): requests (the request log), live (Server-Sent Events,
+`trackd.edge.live`) and activity.
 
 Authenticated with the workspace's Basic credentials (the same checks as `/v1`), or with
 ``Authorization: Bearer <admin token>`` for every workspace. A key of one workspace never reads
@@ -13,14 +15,17 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
+from trackd.edge.live import LiveStream
 from trackd.edge.registry import WorkspaceRegistry
+from trackd.edge.v1 import Bucket
 from trackd.errors import ContractError
+from trackd.limiter.base import Limiter
 from trackd.models import Workspace
 from trackd.queue.base import PROCESSOR, Queue
-from trackd.store.base import EventQuery, EventStore
+from trackd.store.base import EventQuery, EventStore, RequestLog, RequestQuery
 from trackd.wire import contract
 from trackd.wire.auth import admin_bearer, check_key, parse_basic
-from trackd.wire.times import parse_time
+from trackd.wire.times import iso, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +50,24 @@ class ReadAPI:
         self.queue = queue
         self.admin_token = admin_token
         self.stats = stats
+        self.request_log: RequestLog | None = None
+        self.limiter: Limiter | None = None
+        self.buckets: tuple[Bucket, ...] = ()
+
+    def console(self, request_log: RequestLog, limiter: Limiter) -> None:
+        """The parts of the console's routes (issue 13): requests, live, activity."""
+        self.request_log = request_log
+        self.limiter = limiter
+        self.buckets = tuple(Bucket)  # every rate limit a workspace has
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = contract.new_request_id()
         headers = [(b"x-request-id", request_id.encode())]
         try:
+            live = await self._live(scope)
+            if live is not None:  # answered as a stream, from here on
+                await live(receive, send, headers)
+                return
             status, body = await self._route(scope)
         except ContractError as exc:
             status, body = exc.status, contract.error_body(exc, request_id)
@@ -84,7 +102,85 @@ class ReadAPI:
                 return 200, {"issues": await self.store.issues(workspace.id, _time(query, "since"))}
             case ["stats"]:
                 return 200, await self.stats(workspace.id)
+            # -- the console's data (issue 13) --
+            case ["requests"] if self.request_log is not None:
+                entries, cursor = await self.request_log.requests(
+                    _request_query(workspace.id, query)
+                )
+                return 200, {
+                    "requests": entries,
+                    "next_cursor": None if cursor is None else str(cursor),
+                }
+            case ["activity"]:
+                return 200, await self._activity(workspace, query)
         raise contract.not_found_route()
+
+    # -- the console's data (issue 13) --
+
+    async def _live(self, scope: Scope) -> LiveStream | None:
+        """The stream a `/live` request asks for (checked and authorised), or None for any
+        other path."""
+        parts = path_segments(scope)
+        if parts[1:] != ["live"]:
+            return None
+        if scope["method"] != "GET":
+            raise contract.method_not_allowed()
+        workspace = await self._authorised(scope, parts[0])
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        last_id = header_map(scope).get(b"last-event-id")
+        if last_id is not None:
+            after: str | None = last_id.decode("latin-1").strip()
+            name = "Last-Event-ID"
+        else:
+            after, name = query.get("after"), "after"
+        if after is not None and not (_digits(after) and int(after) <= MAX_SEQ):
+            raise contract.invalid_param(name, "an event's seq (a live message's id)")
+        return LiveStream(
+            self.store,
+            workspace.id,
+            None if after is None else int(after),
+            customer_id=query.get("customer_id"),
+            action=query.get("action"),
+        )
+
+    async def _activity(self, workspace: Workspace, query: dict[str, str]) -> dict[str, Any]:
+        minutes = query.get("minutes", "60")
+        if not _digits(minutes) or not 1 <= int(minutes) <= MAX_MINUTES:
+            raise contract.invalid_param("minutes", f"an integer from 1 to {MAX_MINUTES}")
+        now_ms = int(time.time() * 1000)
+        current = now_ms - now_ms % MINUTE_MS
+        first = current - (int(minutes) - 1) * MINUTE_MS
+        counts = (
+            {} if self.request_log is None else await self.request_log.minutes(workspace.id, first)
+        )
+        stats = await self.stats(workspace.id)
+        newest, _ = await self.store.events(EventQuery(workspace_id=workspace.id, limit=1))
+        received = parse_time(newest[0]["received_at"]) if newest else None
+        rate_limit = {}
+        for bucket in self.buckets if self.limiter is not None else ():
+            decision = await self.limiter.peek(  # type: ignore[union-attr]
+                bucket.key(workspace.id), bucket.limit(workspace)
+            )
+            rate_limit[bucket.value] = {
+                "limit": decision.limit,
+                "used": decision.limit - decision.remaining,
+            }
+        return {
+            "minutes": [
+                {
+                    "at": iso(minute),
+                    "accepted_events": counts.get(minute, (0, 0, 0))[0],
+                    "rejected_requests": counts.get(minute, (0, 0, 0))[2],
+                    "accepted_requests": counts.get(minute, (0, 0, 0))[1],
+                }
+                for minute in range(first, current + 1, MINUTE_MS)
+            ],
+            "queue_lag_events": stats["lag_events"],
+            "freshness_seconds": None
+            if received is None
+            else round(max(0.0, (now_ms - received) / 1000), 3),
+            "rate_limit": rate_limit,
+        }
 
     async def _authorised(self, scope: Scope, workspace_id: str) -> Workspace:
         """As `_authorise`; what the cache refuses is checked again after a `refresh`, so a
@@ -181,3 +277,35 @@ async def workspace_stats(
         "lag_events": backlog.events,
         "lag_seconds": round(lag_seconds, 3),
     }
+
+
+# -- the console's data (issue 13) --
+
+MINUTE_MS = 60_000
+MAX_MINUTES = 1440
+
+
+def _request_query(workspace_id: str, query: dict[str, str]) -> RequestQuery:
+    limit = query.get("limit", "100")
+    if not _digits(limit) or not 1 <= int(limit) <= MAX_LIMIT:
+        raise contract.invalid_param("limit", f"an integer from 1 to {MAX_LIMIT}")
+    before = query.get("before")
+    if before is not None and not (_digits(before) and int(before) <= MAX_SEQ):
+        raise contract.invalid_param("before", "a next_cursor value")
+    status, status_class = query.get("status"), None
+    if status is not None:
+        text = status.strip().lower()
+        if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+            status, status_class = None, int(text[0])
+        elif len(text) == 3 and _digits(text) and 100 <= int(text) <= 599:
+            status = text
+        else:
+            raise contract.invalid_param("status", "a status code like 400, or a class like 4xx")
+    return RequestQuery(
+        workspace_id=workspace_id,
+        status=None if status is None else int(status),
+        status_class=status_class,
+        since=_time(query, "since"),
+        before_seq=None if before is None else int(before),
+        limit=int(limit),
+    )

@@ -33,10 +33,18 @@ from trackd.edge.http import (
 )
 from trackd.edge.metrics import EdgeCounters
 from trackd.edge.registry import WorkspaceRegistry
+from trackd.edge.request_log import RequestRecorder
 from trackd.edge.v1 import V1Route, WorkspaceFrom
 from trackd.errors import BackendError, ContractError, QueueUnavailable
 from trackd.limiter.base import Decision, Limiter
-from trackd.models import Envelope, Kind, Workspace
+from trackd.models import (
+    REQUEST_BODY_BYTES,
+    Envelope,
+    Kind,
+    RequestEntry,
+    RequestError,
+    Workspace,
+)
 from trackd.queue.base import UNKNOWN, Queue
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
@@ -59,13 +67,19 @@ def idempotent_request_id(workspace_id: str, key: bytes) -> str:
 class Request:
     """What the checks learn about one request as they go."""
 
+    # (authenticated, payload, received_ms, stored_events, validated: the request log, issue 13)
     __slots__ = (
+        "authenticated",
         "body",
         "headers",
         "inflate_failed",
+        "payload",
         "query",
+        "received_ms",
         "request_id",
         "scope",
+        "stored_events",
+        "validated",
         "workspace_id",
     )
 
@@ -79,6 +93,11 @@ class Request:
         self.request_id = contract.new_request_id()
         self.body = b""
         self.inflate_failed = False
+        self.received_ms = int(time.time() * 1000)
+        self.authenticated = False
+        self.validated: Validated | None = None
+        self.payload: object = None
+        self.stored_events = 0
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -94,6 +113,7 @@ class TrackEndpoint:
         max_body: int,
         counters: EdgeCounters,
         route: V1Route,
+        recorder: RequestRecorder | None = None,
     ) -> None:
         self.registry = registry
         self.limiter = limiter
@@ -101,6 +121,7 @@ class TrackEndpoint:
         self.max_body = max_body
         self.counters = counters
         self.route = route
+        self.recorder = recorder
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, workspace_id: str | None
@@ -113,9 +134,13 @@ class TrackEndpoint:
         except ContractError as exc:
             status, body = exc.status, self._fail(exc, request)
             headers = await self._error_headers(exc, request)
+            self.finish(request, status, exc)
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
             status, body, headers = 500, self._fail(contract.unexpected(), request), []
+            self.finish(request, status, contract.unexpected())
+        else:
+            self.finish(request, status, None)
         await self._answer(send, request, status, body, headers)
 
     async def refuse(
@@ -125,27 +150,71 @@ class TrackEndpoint:
         counts of any rejection."""
         request = Request(scope, workspace_id)
         headers = await self._error_headers(exc, request)
+        self.finish(request, exc.status, exc)
         await self._answer(send, request, exc.status, self._fail(exc, request), headers)
 
     async def _answer(
         self, send: Send, request: Request, status: int, body: bytes, headers: Headers
     ) -> None:
         headers.append((b"x-request-id", request.request_id.encode()))
-        self.counters.responses[status] += 1
-        if status != 200 and self.registry.get(request.workspace_id) is not None:
-            self.counters.rejected[request.workspace_id] += 1
         await send_json(send, status, body, headers)
+
+    def finish(self, request: Request, status: int, error: ContractError | None) -> None:
+        """Count the answer, and record it in the request log (every answer of every row goes
+        through here, whatever carries it to the client)."""
+        self.counters.responses[status] += 1
+        if self.registry.get(request.workspace_id) is None:
+            return
+        if status != 200:
+            self.counters.rejected[request.workspace_id] += 1
+        if self.recorder is not None:
+            self.recorder.record(self._entry(request, status, error), request.stored_events)
+
+    # -- Request log (issue 13 item 1) --
+
+    def _entry(self, request: Request, status: int, error: ContractError | None) -> RequestEntry:
+        scope, validated = request.scope, request.validated
+        user_agent = request.headers.get(b"user-agent")
+        entry = RequestEntry(
+            workspace_id=request.workspace_id,
+            at=request.received_ms,
+            endpoint=self.route.name,
+            method=scope.get("method", "POST"),
+            path=_path(scope),
+            status=status,
+            request_id=request.request_id,
+            client_ip=client_ip(request.headers, scope),
+            user_agent=None if user_agent is None else user_agent.decode("latin-1"),
+            event_count=0 if validated is None else validated.event_count,
+            customer_id=validated.customer_id if validated is not None else None,
+            warnings=validated.warnings if validated is not None and status == 200 else [],
+            error=None
+            if error is None
+            else RequestError(error.type, error.message, error.attribute),
+        )
+        if status == 200 or not request.authenticated:
+            return entry
+        body = request.body
+        return msgspec.structs.replace(
+            entry,
+            customer_id=entry.customer_id or _named_customer(request),
+            headers=_recorded_headers(scope),
+            body=_cut(body),
+            body_truncated=len(body) > REQUEST_BODY_BYTES,
+        )
 
     @staticmethod
     def _fail(exc: ContractError, request: Request) -> bytes:
         return encode(contract.error_body(exc, request.request_id))
 
     async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
-        received_ms = int(time.time() * 1000)
+        received_ms = request.received_ms
         await self._read(request, receive)  # row 1
         workspace = await self._authenticate(request)  # rows 2-11
+        request.authenticated = True
         self._check_headers(request)  # rows 12-13
         workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
+        request.validated = validated
         limit_key, limit = self.limit(workspace)
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN
@@ -190,6 +259,7 @@ class TrackEndpoint:
             await self._replayed(request, fingerprint)  # and it was the same request, or 422
             return self._success(request, validated, decision)
         self.counters.accepted_events += envelope.event_count
+        request.stored_events = envelope.event_count
         if validated.warnings:
             self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)
@@ -381,7 +451,7 @@ class TrackEndpoint:
             validated = decode(request.body, workspace, project_code, received_ms)
             if validated is not None:
                 return validated
-        payload = self._decode(request, self.route.malformed_json)  # rows 14-15
+        payload = request.payload = self._decode(request, self.route.malformed_json)  # 14-15
         return self.route.validate(payload, workspace, project_code, received_ms)
 
     @staticmethod
@@ -433,3 +503,61 @@ def rate_headers(decision: Decision) -> Headers:
         (b"x-ratelimit-remaining", str(decision.remaining).encode()),
         (b"x-ratelimit-reset", str(decision.reset).encode()),
     ]
+
+
+# -- Request log (issue 13 item 1) --
+
+REDACTED = "[redacted]"
+
+
+class _NamesCustomer(msgspec.Struct):
+    customer_id: object = None
+
+
+_decode_customer = msgspec.json.Decoder(_NamesCustomer).decode
+
+
+def _path(scope: Scope) -> str:
+    """The path as sent (percent-encoded), with its query string."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else str(scope.get("path", ""))
+    query = scope.get("query_string")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _named_customer(request: Request) -> str | None:
+    """The `customer_id` a rejected body names, if it names one as text (to erase it)."""
+    payload = request.payload
+    if payload is None and request.body and not request.inflate_failed:
+        try:
+            payload = msgspec.structs.asdict(_decode_customer(request.body))
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            return None
+    if isinstance(payload, dict):
+        customer_id = payload.get("customer_id")
+        if isinstance(customer_id, str):
+            return customer_id
+    return None
+
+
+def _recorded_headers(scope: Scope) -> dict[str, str]:
+    """Every request header (repeated ones joined by ", "), Authorization redacted."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = REDACTED if name == "authorization" else raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _cut(body: bytes) -> bytes:
+    """The first `REQUEST_BODY_BYTES` of a body, not cutting a UTF-8 character in two."""
+    if len(body) <= REQUEST_BODY_BYTES:
+        return body
+    end = REQUEST_BODY_BYTES
+    for back in range(1, 4):  # a character is at most 4 bytes: its start is at most 3 back
+        if body[end - back] & 0xC0 != 0x80:  # not a continuation byte: a start (or ASCII)
+            lead = body[end - back]
+            size = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+            return body[: end - back] if size > back else body[:end]
+    return body[:end]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from trackd.embedded import sqlite_path
 from trackd.errors import ConfigError, MissingDriver
-from trackd.store.base import EventQuery, EventStore, WorkspaceStore
+from trackd.store.base import EventQuery, EventStore, RequestLog, WorkspaceStore
 
 if TYPE_CHECKING:
     from trackd.store.postgres import PostgresStore
@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 __all__ = [
     "EventQuery",
     "EventStore",
+    "RequestLog",
     "WorkspaceStore",
     "migrate",
     "open_event_store",
+    "open_request_log",
     "open_workspace_store",
 ]
 
@@ -51,6 +53,28 @@ def open_event_store(url: str) -> EventStore:
         return SQLiteEventStore(":memory:")
     if scheme in POSTGRES_SCHEMES:
         return _postgres(url)
+    raise ConfigError(f"unknown store URL scheme {scheme!r} in {url!r}")
+
+
+# -- Request log (issue 13 item 1) --
+
+
+def open_request_log(url: str) -> RequestLog:
+    """The request log of the store at `url`: its tables beside the event store's."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        from trackd.store.sqlite_requests import SQLiteRequestLog
+
+        return SQLiteRequestLog(sqlite_path(rest))
+    if scheme == "memory":
+        from trackd.store.sqlite_requests import SQLiteRequestLog
+
+        return SQLiteRequestLog(":memory:")
+    if scheme in POSTGRES_SCHEMES:
+        _postgres(url)  # the driver's message when asyncpg is missing
+        from trackd.store.postgres_requests import PostgresRequestLog
+
+        return PostgresRequestLog(url)
     raise ConfigError(f"unknown store URL scheme {scheme!r} in {url!r}")
 
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from trackd.models import Plan, Workspace
+from trackd.models import Plan, RequestEntry, Workspace
 from trackd.store.records import (
     Changes,
     DeviceWrite,
@@ -62,6 +62,8 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: int = 100
     before_seq: int | None = None  # the cursor: events stored before this position
     after_seq: int | None = None  # following (tail): events stored after this, oldest first
+    # -- Live stream (issue 13 item 2) --
+    with_seq: bool = False  # each event also shows its position, "seq"
 
 
 class Batch(Protocol):
@@ -161,5 +163,69 @@ class EventStore(Protocol):
     async def counts(self, workspace_id: str) -> dict[str, int]: ...
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    # -- Live stream (issue 13 item 2) --
+
+    async def request_warnings(
+        self, workspace_id: str, request_ids: list[str], since: int, until: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The warnings (issues: index, reason, attribute when there is one) of each of these
+        requests received from `since` to `until` (epoch ms, inclusive), for those with any,
+        in the order they were stored."""
+        ...
+
+
+# -- Request log (issue 13 item 1) --
+
+#: Per-minute counts of one workspace: (accepted events, accepted requests, rejected requests).
+MinuteCounts = tuple[int, int, int]
+#: How long the per-minute counts are kept, in ms (the console shows the last hour).
+MINUTES_KEPT_MS = 86_400_000
+
+
+class RequestQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters of `GET /api/workspaces/{ws}/requests`: `status` an exact code, or with
+    `status_class` (4 for 4xx) every code of that hundred; `since` epoch ms of `at`."""
+
+    workspace_id: str
+    status: int | None = None
+    status_class: int | None = None
+    since: int | None = None
+    before_seq: int | None = None  # the cursor: entries stored before this position
+    limit: int = 100
+
+
+class RequestLog(Protocol):
+    """The last requests of each workspace, written in batches by the edges.
+
+    Contract, for every adapter:
+
+    - `append` stores `entries` (in order: later entries get higher positions), then keeps only
+      the newest `keep` of each workspace it touched (by position).
+    - `requests` returns entries newest first (by position), as
+      `trackd.store.request_log.request_view` shows them, and the cursor of the next page
+      (None on the last page).
+    - `add_minutes` adds to per-(workspace, minute start in epoch ms) counts, and forgets the
+      minutes older than `MINUTES_KEPT_MS` before the newest of each workspace it touched;
+      `minutes` returns a workspace's counts from `since` (a minute start) on.
+    - `erase` removes every entry of these customers in the workspace (GDPR erasure) and
+      returns how many it removed.
+    - Every value is kept as given (PostgreSQL: U+0000 in `customer_id` becomes U+FFFD).
+    - `aclose` releases the engine. Idempotent.
+    """
+
+    async def open(self) -> None: ...
+
+    async def append(self, entries: list[RequestEntry], keep: int) -> None: ...
+
+    async def requests(self, query: RequestQuery) -> tuple[list[dict[str, Any]], int | None]: ...
+
+    async def add_minutes(self, counts: dict[tuple[str, int], MinuteCounts]) -> None: ...
+
+    async def minutes(self, workspace_id: str, since: int) -> dict[int, MinuteCounts]: ...
+
+    async def erase(self, workspace_id: str, customer_ids: list[str]) -> int: ...
 
     async def aclose(self) -> None: ...

@@ -194,3 +194,11 @@ class PostgresStore:
     async def counts(self, workspace_id: str) -> dict[str, int]:
         async with self._connection() as conn:
             return await reads.counts(conn, workspace_id)
+
+    # -- Live stream (issue 13 item 2) --
+
+    async def request_warnings(
+        self, workspace_id: str, request_ids: builtins.list[str], since: int, until: int
+    ) -> dict[str, builtins.list[dict[str, Any]]]:
+        async with self._connection() as conn:
+            return await reads.request_warnings(conn, workspace_id, request_ids, since, until)

@@ -13,7 +13,13 @@ import msgspec
 
 from trackd.store.base import FROM_END, EventQuery
 from trackd.store.postgres_merge import aliases_of, live_id
-from trackd.store.views import event_page, issue_views, schema_view, user_view
+from trackd.store.views import (
+    event_page,
+    issue_views,
+    schema_view,
+    user_view,
+    warnings_by_request,
+)
 
 
 async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
@@ -98,3 +104,23 @@ async def issues(conn: asyncpg.Connection, ws: str, since: int | None) -> list[d
 async def counts(conn: asyncpg.Connection, ws: str) -> dict[str, int]:
     rows = await conn.fetch("SELECT name, value FROM counters WHERE workspace = $1", ws)
     return {name: int(value) for name, value in rows}
+
+
+# -- Live stream (issue 13 item 2) --
+
+
+async def request_warnings(
+    conn: asyncpg.Connection, ws: str, request_ids: list[str], since: int, until: int
+) -> dict[str, list[dict[str, Any]]]:
+    if not request_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT request_id, action_index, attribute, reason FROM issues "
+        "WHERE workspace = $1 AND at >= $2 AND at <= $3 AND request_id = ANY($4::text[]) "
+        "ORDER BY id",
+        ws,
+        since,
+        until,
+        list(dict.fromkeys(request_ids)),
+    )
+    return warnings_by_request(rows)

@@ -219,6 +219,15 @@ class SQLiteEventStore:
     async def counts(self, workspace_id: str) -> dict[str, int]:
         return await self._read(lambda conn: reads.counts(conn, workspace_id))
 
+    # -- Live stream (issue 13 item 2) --
+
+    async def request_warnings(
+        self, workspace_id: str, request_ids: list[str], since: int, until: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        return await self._read(
+            lambda conn: reads.request_warnings(conn, workspace_id, request_ids, since, until)
+        )
+
 
 class SQLiteBatch:
     """`trackd.store.base.Batch` on the store's connection; `claim` begins the transaction."""

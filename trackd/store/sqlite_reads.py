@@ -10,7 +10,13 @@ import msgspec
 
 from trackd.store.base import FROM_END, EventQuery
 from trackd.store.sqlite_merge import aliases_of, live_id
-from trackd.store.views import event_page, issue_views, schema_view, user_view
+from trackd.store.views import (
+    event_page,
+    issue_views,
+    schema_view,
+    user_view,
+    warnings_by_request,
+)
 
 
 def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] | None:
@@ -85,3 +91,22 @@ def issues(conn: sqlite3.Connection, ws: str, since: int | None) -> list[dict[st
 def counts(conn: sqlite3.Connection, ws: str) -> dict[str, int]:
     rows = conn.execute("SELECT name, value FROM counters WHERE workspace = ?", (ws,)).fetchall()
     return {name: int(value) for name, value in rows}
+
+
+# -- Live stream (issue 13 item 2) --
+
+
+def request_warnings(
+    conn: sqlite3.Connection, ws: str, request_ids: list[str], since: int, until: int
+) -> dict[str, list[dict[str, Any]]]:
+    ids = list(dict.fromkeys(request_ids))
+    rows: list[Any] = []
+    for start in range(0, len(ids), 500):  # bound parameters of one IN (...)
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(
+            "SELECT id, request_id, action_index, attribute, reason FROM issues WHERE "
+            f"workspace = ? AND at >= ? AND at <= ? AND request_id IN ({marks})",
+            (ws, since, until, *chunk),
+        ).fetchall()
+    return warnings_by_request(row[1:] for row in sorted(rows))

@@ -38,6 +38,11 @@ def event_page(
         cursor = page[-1][0] if page else None
     else:
         cursor = page[-1][0] if len(rows) > q.limit else None
+    if q.with_seq:  # the live stream (issue 13)
+        return [
+            {**event_view(_decode_event(doc), customer_id), "seq": seq}
+            for seq, customer_id, doc in page
+        ], cursor
     return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
 
 
@@ -115,6 +120,18 @@ def schema_view(
         if action in found:
             found[action]["attributes"].setdefault(attribute, {})[type_] = count
     return {"events": list(found.values())}
+
+
+def warnings_by_request(rows: Iterable[Sequence[Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Warnings of requests, from issue rows of (request_id, action_index, attribute, reason)
+    (the live stream, issue 13), shaped as a 200's `warnings`."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for request_id, index, attribute, reason in rows:
+        warning: dict[str, Any] = {"index": index, "reason": reason}
+        if attribute is not None:
+            warning["attribute"] = attribute
+        found.setdefault(request_id, []).append(warning)
+    return found
 
 
 def issue_views(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
