@@ -20,7 +20,10 @@ CONTRACT_STATUSES = {"200", "400", "401", "403", "409", "413", "415", "422", "42
 #: The read API's routes (`trackd.edge.read.ReadAPI._route`).
 READ_PATHS = {
     f"/api/workspaces/{{workspace_id}}/{p}"
-    for p in ("users/{customer_id}", "events", "schema", "issues", "stats")
+    for p in (
+        *("users/{customer_id}", "events", "schema", "issues", "stats"),
+        *("requests", "activity", "live"),  # the console's data (issue 13)
+    )
 }
 ROWS = pytest.mark.parametrize("route", V1_ROUTES, ids=[r.pattern for r in V1_ROUTES])
 

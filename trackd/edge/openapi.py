@@ -20,8 +20,10 @@ import msgspec
 from msgspec import Meta
 
 from trackd import __version__
-from trackd.edge.read import MAX_LIMIT
+from trackd.edge.read import MAX_LIMIT, MAX_MINUTES
 from trackd.edge.v1 import V1_ROUTES, V1Route, WorkspaceFrom
+from trackd.models import RequestError
+from trackd.models import Warning as ModelWarning
 from trackd.wire.contract import ErrorBody
 
 # -- the read API's answers (trackd.store.views); times are ISO 8601 UTC strings ----------------
@@ -104,6 +106,58 @@ class Stats(msgspec.Struct):
     dropped_events: int
     lag_events: int
     lag_seconds: float
+
+
+# -- the console's data (issue 13): /requests, /activity; /live is a text/event-stream --
+
+
+class RequestView(msgspec.Struct):
+    """One `/v1` request of the request log (`trackd.store.request_log.request_view`); `body`
+    and `headers` only for a rejected request that passed authentication."""
+
+    seq: int
+    at: str
+    endpoint: str
+    method: str
+    path: str
+    status: int
+    request_id: str
+    client_ip: str | None
+    user_agent: str | None
+    event_count: int
+    customer_id: str | None
+    warnings: list[ModelWarning]
+    error: RequestError | None
+    body: str | None
+    body_truncated: bool
+    headers: dict[str, str] | None
+
+
+class RequestPage(msgspec.Struct):
+    requests: list[RequestView]
+    next_cursor: str | None
+
+
+class ActivityMinute(msgspec.Struct):
+    at: str
+    accepted_events: int
+    rejected_requests: int
+    accepted_requests: int
+
+
+class RateLimitUse(msgspec.Struct):
+    limit: int
+    used: int
+
+
+class Activity(msgspec.Struct):
+    """Per-minute counts, queue lag, freshness (seconds since the newest event was received)
+    and each rate limit's use, by bucket."""
+
+    minutes: list[ActivityMinute]
+    queue_lag_events: int
+    freshness_seconds: float | None
+    rate_limit: dict[str, RateLimitUse]
 
 
 class Status(msgspec.Struct):
@@ -317,12 +371,64 @@ def _read_paths() -> dict[str, Any]:
             [_query("since", "received at or after (epoch or ISO 8601)")],
         ),
         f"{base}/stats": _read("getStats", "Accepted, rejected, processed; lag", "Stats", []),
+        # -- the console's data (issue 13) --
+        f"{base}/requests": _read(
+            "listRequests", "The request log, newest first", "RequestPage", _REQUEST_FILTERS
+        ),
+        f"{base}/activity": _read(
+            "getActivity",
+            "Activity by minute, queue lag, freshness, rate-limit use",
+            "Activity",
+            [
+                _query(
+                    "minutes",
+                    f"how many minutes back, 1-{MAX_MINUTES} (default 60)",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_MINUTES, "default": 60},
+                )
+            ],
+        ),
+        f"{base}/live": _live(),
     }
+
+
+_REQUEST_FILTERS = [
+    _query(
+        "limit",
+        "entries per page, 1-1000 (default 100)",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+    ),
+    _query("before", "the previous page's next_cursor", {"type": "string", "pattern": "^[0-9]+$"}),
+    _query(
+        "status",
+        "only this status (400) or class (4xx)",
+        {"type": "string", "pattern": "^[1-5]([0-9]{2}|xx)$"},
+    ),
+    _query("since", "received at or after (epoch or ISO 8601)"),
+]
+
+
+def _live() -> dict[str, Any]:
+    """`/live`: processed events as Server-Sent Events, resumable (`Last-Event-ID`)."""
+    operation = _read("streamEvents", "Processed events, as they are stored", "Status", [])
+    get = operation["get"]
+    get["parameters"] += [
+        _query("customer_id", "only this user's events"),
+        _query("action", "only events of this name"),
+        _query("after", "resume after this seq", {"type": "string", "pattern": "^[0-9]+$"}),
+        _parameter("Last-Event-ID", "header"),
+    ]
+    get["responses"]["200"] = {
+        "description": "text/event-stream: `id: <seq>`, `event: event`, `data: <the event as"
+        " /events shows it, with seq and warnings>`; it does not end while the client listens",
+        "headers": _REQUEST_ID,
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    return operation
 
 
 #: The read API's and service routes' answers.
 _READ_COMPONENTS: list[type[msgspec.Struct]] = [ErrorBody, User, EventPage, Schema, Issues, Stats]
-_READ_COMPONENTS += [Status]
+_READ_COMPONENTS += [Status, RequestPage, Activity]
 
 
 def openapi_document(routes: Iterable[V1Route] = V1_ROUTES) -> dict[str, Any]:
