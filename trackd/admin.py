@@ -43,6 +43,7 @@ async def create_workspace(
     identity_resolution: tuple[str, ...] = (),
     portfolio: bool = False,
     strict: bool = False,
+    delete_buffer: int | None = None,  # Delete User (data-api.md §4)
 ) -> tuple[Workspace, str]:
     workspace_id = workspace_id or new_workspace_id()
     if not ID_PATTERN.fullmatch(workspace_id):
@@ -56,6 +57,7 @@ async def create_workspace(
             raise ConfigError(f"workspace {existing.id!r} already exists (ids differ only in case)")
     if rate_limit is not None and rate_limit < 1:
         raise ConfigError("--rate-limit must be at least 1 event per minute")
+    _check_delete_buffer(delete_buffer)
     key = new_key()
     workspace = Workspace(
         id=workspace_id,
@@ -67,6 +69,8 @@ async def create_workspace(
         strict=strict,
         created_at=time.time(),
     )
+    if delete_buffer is not None:
+        workspace = msgspec.structs.replace(workspace, delete_buffer=delete_buffer)
     await store.create(workspace)
     return workspace, key
 
@@ -100,3 +104,17 @@ async def add_project(store: WorkspaceStore, workspace_id: str, code: str) -> Wo
     if code in workspace.projects:
         raise ConfigError(f"project {code!r} already exists in {workspace_id!r}")
     return await _update(store, workspace_id, projects=(*workspace.projects, code))
+
+
+# -- Delete User (data-api.md §4) --
+
+
+def _check_delete_buffer(seconds: int | None) -> None:
+    if seconds is not None and seconds < 0:
+        raise ConfigError("--delete-buffer is seconds, 0 or more (0: hard delete at once)")
+
+
+async def set_delete_buffer(store: WorkspaceStore, workspace_id: str, seconds: int) -> Workspace:
+    """The seconds between a Delete User and its hard delete, for requests accepted from now."""
+    _check_delete_buffer(seconds)
+    return await _update(store, workspace_id, delete_buffer=seconds)

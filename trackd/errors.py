@@ -32,6 +32,13 @@ class ContractError(TrackdError):
         self.attribute = attribute
 
 
+# -- Delete User (data-api.md §4) --
+class TitledError(ContractError):
+    """A contract error whose body is ``{"status": "fail", "title", "description"}`` (REF §2.1:
+    Delete User's 429 and 500) instead of the standard envelope: `type` is the title and
+    `message` the description."""
+
+
 class BackendError(TrackdError):
     """An engine behind a protocol failed."""
 

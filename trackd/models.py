@@ -15,6 +15,11 @@ DEFAULT_CLOCK_SKEW = 300  # seconds an event may lie in the future (track-event.
 DEFAULT_DEVICE_RATE_LIMIT = 10_000  # Track Device: device updates per 60 s (REF §3)
 DEFAULT_BULK_USER_RATE_LIMIT = 60_000  # Bulk Import: users (and devices) per 60 s (REF §3)
 DEFAULT_BULK_EVENT_RATE_LIMIT = 60_000  # Bulk Import: events per 60 s (REF §3)
+# -- Delete User (data-api.md §4) --
+DEFAULT_DELETE_RATE_LIMIT = 5_000  # Delete User: requests per 60 s (REF §3)
+DEFAULT_DELETE_BUFFER = 86_400  # seconds between a Delete User and the hard delete (REF §6.5)
+DEFAULT_EXPORT_RATE_LIMIT = 1_000  # Get User: users looked up per 60 s (REF §3)
+DEFAULT_ERASURE_RATE_LIMIT = 1_000  # GDPR erasure: requests per 60 s [trackd: REF has none]
 
 
 class Kind(enum.StrEnum):
@@ -27,6 +32,9 @@ class Kind(enum.StrEnum):
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     DEVICE = "device"  # Track Device, POST /v1/device/{ws}
     BULK = "transition"  # Bulk Import, POST /v1/transition/{ws}: elements of the kinds above
+    # -- Delete User (data-api.md §4) --
+    DELETE = "delete"  # Delete User, POST /v1/customer/delete?app_id={ws}
+    ERASE = "erase"  # GDPR erasure, POST /v1/opengdpr_requests/{ws} (data-api.md §6)
 
 
 #: Path words of MoEngage's Data API (`/v1/customer/merge`, `…/delete`, `/v1/customers/export`):
@@ -55,6 +63,11 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     device_rate_limit: int = DEFAULT_DEVICE_RATE_LIMIT
     bulk_user_rate_limit: int = DEFAULT_BULK_USER_RATE_LIMIT
     bulk_event_rate_limit: int = DEFAULT_BULK_EVENT_RATE_LIMIT
+    # -- Delete User (data-api.md §4) --
+    delete_rate_limit: int = DEFAULT_DELETE_RATE_LIMIT
+    delete_buffer: int = DEFAULT_DELETE_BUFFER  # seconds; 0: hard delete at once
+    export_rate_limit: int = DEFAULT_EXPORT_RATE_LIMIT  # Get User (data-api.md §5)
+    erasure_rate_limit: int = DEFAULT_ERASURE_RATE_LIMIT  # GDPR erasure (data-api.md §6)
 
 
 class Warning(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -112,6 +125,31 @@ class Device(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] = {}  # of `DEVICE_ATTRIBUTES`, push_id always
 
 
+# -- Delete User (data-api.md §4) --
+class UserDelete(msgspec.Struct, frozen=True, kw_only=True):
+    """Delete User's validated request: the user named, and when it is hard-deleted."""
+
+    identity_type: str  # "customer_id" or "moengage_id"
+    identity_value: str
+    buffer_ms: int  # the workspace's delete buffer when the request was accepted
+
+
+# -- GDPR erasure (data-api.md §6) --
+class Erasure(msgspec.Struct, frozen=True, kw_only=True):
+    """GDPR erasure's validated request: the identities (type, value), as sent."""
+
+    identities: list[tuple[str, str]]
+    submitted_time: str | None = None
+
+
+# -- Get User (data-api.md §5) --
+class UserLookup(msgspec.Struct, frozen=True, kw_only=True):
+    """Get User's validated request: the users named, as sent, and the fields asked for."""
+
+    identifiers: list[tuple[str, str]]  # (identifier_type, identifier), as sent
+    fields: list[str] | None  # `user_fields_to_export`; None: every attribute
+
+
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the edge appends to the durable queue for one accepted request."""
 
@@ -142,6 +180,11 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     #: Bulk Import (`Kind.BULK`) only: its valid elements, in order, each as the envelope its
     #: own endpoint would have queued (their request id, workspace and receive time this one's).
     elements: list[Envelope] | None = None
+    # -- Delete User (data-api.md §4) --
+    #: Delete User (`Kind.DELETE`) only: the user and the buffer.
+    delete: UserDelete | None = None
+    #: GDPR erasure (`Kind.ERASE`) only: the identities.
+    erasure: Erasure | None = None
 
     def encode(self) -> bytes:
         return _encoder.encode(self)
@@ -206,6 +249,9 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     device: Device | None = None  # Track Device only
     parts: list[Plan] | None = None  # Bulk Import only: its elements' plans, in order
+    # -- Delete User (data-api.md §4) --
+    delete: UserDelete | None = None  # Delete User only
+    erasure: Erasure | None = None  # GDPR erasure only
 
 
 # -- Request log (issue 13 item 1) --

@@ -36,6 +36,7 @@ MIGRATIONS = [
     "0002_moengage_id.sql",
     "0003_merge.sql",
     "0004_devices.sql",  # Track Device (wt-device)
+    "0005_deletes.sql",  # Delete User (wt-delete)
     "0006_request_log.sql",  # issue 13: the request log
     "0007_events_by_action_time.sql",
 ]

@@ -287,6 +287,31 @@ async def test_backlog_counts_one_workspaces_unacknowledged_envelopes_and_events
     assert await queue.backlog("processor", "WS3") == Backlog(0, 0, None)
 
 
+# -- read-your-writes (Delete User, data-api.md §0) --
+
+
+async def test_applied_reaches_head_once_every_returned_put_is_acknowledged(
+    queue: Queue,
+) -> None:
+    assert await queue.head() == 0
+    assert await queue.applied("processor") == 0
+    await put_all(queue, [envelope(f"r{i}") for i in range(4)])
+    head = await queue.head()
+    got = await queue.get("processor", 4, 0)
+    assert head >= max(d.seq for d in got)  # at or after every put that returned
+    assert await queue.applied("processor") < head
+    await queue.ack("processor", got[:2])
+    assert await queue.applied("processor") == got[1].seq < head
+    await queue.ack("processor", got[2:])
+    assert await queue.applied("processor") >= head
+    await put_all(queue, [envelope("r4")])  # a later put moves the head past it again
+    assert await queue.head() > head
+    assert await queue.applied("processor") < await queue.head()
+    await queue.ack("processor", await queue.get("processor", 1, 0))
+    assert await queue.applied("processor") >= await queue.head()
+    assert await queue.applied("other") == 0
+
+
 async def test_ready_is_true_while_open_and_false_after_aclose(queue: Queue) -> None:
     assert await queue.ready() is True
     await queue.aclose()

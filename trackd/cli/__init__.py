@@ -23,6 +23,10 @@ _SUMMARY = (__doc__ or "").partition("\n")[0]
 _LOG_LEVELS = "{" + ",".join(get_args(LogLevel)) + "}"
 
 
+#: Delete User (data-api.md §4).
+_DELETE_BUFFER_HELP = "seconds from Delete User to hard delete (default 86400, 0: at once)"
+
+
 def _backend_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="where embedded data lives (default ./trackd-data)")
     parser.add_argument("--queue", help="queue URL (env TRACKD_QUEUE)")
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--identity-resolution", help="identifiers, comma-separated")
     create.add_argument("--portfolio", action="store_true")
     create.add_argument("--strict", action="store_true")
+    create.add_argument("--delete-buffer", type=int, help=_DELETE_BUFFER_HELP)
     create.add_argument("--json", action="store_true")
     _backend_flags(create)
     listing = ws_commands.add_parser("list", help="list workspaces")
@@ -60,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("workspace")
         sub.add_argument("--json", action="store_true")
         _backend_flags(sub)
+
+    # -- Delete User (data-api.md §4) --
+    update = ws_commands.add_parser("update", help="change a workspace's settings")
+    update.add_argument("workspace")
+    update.add_argument("--delete-buffer", type=int, help=_DELETE_BUFFER_HELP)
+    update.add_argument("--json", action="store_true")
+    _backend_flags(update)
 
     key = commands.add_parser("key", help="manage a workspace's Data API key")
     key_commands = key.add_subparsers(dest="action", required=True)

@@ -25,6 +25,7 @@ def _describe(workspace: Workspace) -> dict[str, Any]:
         "projects": list(workspace.projects),
         "strict": workspace.strict,
         "identity_resolution": list(workspace.identity_resolution),
+        "delete_buffer": workspace.delete_buffer,  # Delete User (data-api.md §4)
     }
 
 
@@ -87,6 +88,7 @@ async def _create(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, 
         identity_resolution=identifiers,
         portfolio=args.portfolio,
         strict=args.strict,
+        delete_buffer=args.delete_buffer,
     )
     return {"workspace_id": workspace.id, "api_key": key}
 
@@ -120,6 +122,14 @@ async def _project(store: WorkspaceStore, args: argparse.Namespace) -> dict[str,
     return _describe(await admin.add_project(store, args.workspace, args.code))
 
 
+# -- Delete User (data-api.md §4) --
+async def _update(store: WorkspaceStore, args: argparse.Namespace) -> dict[str, Any]:
+    workspace = await admin.require(store, args.workspace)
+    if args.delete_buffer is not None:
+        workspace = await admin.set_delete_buffer(store, args.workspace, args.delete_buffer)
+    return _describe(workspace)
+
+
 _HANDLERS: dict[tuple[str, str], Callable[[WorkspaceStore, argparse.Namespace], Awaitable[Any]]] = {
     ("workspace", "create"): _create,
     ("workspace", "list"): _list,
@@ -129,4 +139,5 @@ _HANDLERS: dict[tuple[str, str], Callable[[WorkspaceStore, argparse.Namespace], 
     ("key", "regenerate"): _regenerate,
     ("key", "revoke"): _revoke,
     ("project", "create"): _project,
+    ("workspace", "update"): _update,  # Delete User (data-api.md §4)
 }

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from trackd.edge import metrics
 from trackd.edge.admission import Admission
+from trackd.edge.console import Console
 from trackd.edge.http import Receive, Scope, Send, encode, header_map, send_json
 from trackd.edge.openapi import openapi_document
 from trackd.edge.read import PREFIX as READ_PREFIX
@@ -96,6 +97,7 @@ class TrackdApp:
                 self.counters,
                 route,
                 self.recorder,
+                self.events,
             )
             for route in routes
         }
@@ -104,6 +106,7 @@ class TrackdApp:
         )
         self.read.console(parts.request_log, self.limiter)  # issue 13
         self._openapi = encode(openapi_document(routes))
+        self.console = Console()  # -- the web console (issue 13) --
         self._flusher: asyncio.Task[None] | None = None
         self._stop_flushing = asyncio.Event()
         self.started = False
@@ -164,6 +167,8 @@ class TrackdApp:
                 await _error(send, contract.method_not_allowed(), [ALLOW_POST])
         elif path.startswith(READ_PREFIX):
             await self.read(scope, receive, send)
+        elif self.console.handles(path):  # -- the web console (issue 13) --
+            await self.console(scope, receive, send)
         elif method not in ("GET", "HEAD"):
             if path in _GETS:
                 await _error(send, contract.method_not_allowed(), [ALLOW_GET])

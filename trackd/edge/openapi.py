@@ -24,7 +24,7 @@ from trackd.edge.read import MAX_LIMIT, MAX_MINUTES
 from trackd.edge.v1 import V1_ROUTES, V1Route, WorkspaceFrom
 from trackd.models import RequestError
 from trackd.models import Warning as ModelWarning
-from trackd.wire.contract import ErrorBody
+from trackd.wire.contract import ErrorBody, error_shape
 
 # -- the read API's answers (trackd.store.views); times are ISO 8601 UTC strings ----------------
 
@@ -234,22 +234,29 @@ def operation_ids(routes: Iterable[V1Route]) -> dict[str, str]:
 def _v1(
     route: V1Route, operation_id: str, request: dict[str, Any], success: dict[str, Any]
 ) -> dict[str, Any]:
-    responses = {"200": _with_schema("Accepted and durable", success, _RATE_HEADERS | _REQUEST_ID)}
+    answered = (
+        "Answered" if route.respond is not None or route.kind is None else "Accepted and durable"
+    )
+    responses = {"200": _with_schema(answered, success, _RATE_HEADERS | _REQUEST_ID)}
     for status, text in FAILURES.items():
         extra = _RETRY_AFTER if status in ("429", "503") else {}
         text = text.format(bucket=route.bucket.value)
-        responses[status] = _response(text, ERROR, _RATE_HEADERS | _REQUEST_ID | extra)
+        shape = error_shapes(route)[status].__name__
+        responses[status] = _response(text, shape, _RATE_HEADERS | _REQUEST_ID | extra)
     if route.workspace_from is WorkspaceFrom.PATH:
         where = [_parameter("workspace_id", "path"), _parameter("app_id", "query")]
     elif route.workspace_from is WorkspaceFrom.QUERY:
         where = [_parameter("app_id", "query", required=True)]
-    else:  # found elsewhere (a header, the body): nothing more to document here
+    else:  # Test connection: the MOE-APPKEY header, its key the body's app_secret
         where = []
+    security: list[dict[str, list[str]]] = (
+        [] if route.workspace_from is WorkspaceFrom.HEADER else [{"basic": []}]
+    )
     return {
         "post": {
             "operationId": operation_id,
             "summary": f"{route.name} (MoEngage Data API)",
-            "security": [{"basic": []}],
+            "security": security,
             "parameters": [
                 *where,
                 _parameter("project_code", "query"),
@@ -261,6 +268,15 @@ def _v1(
     }
 
 
+def error_shapes(route: V1Route) -> dict[str, type]:
+    """Each error status's documented body: the contract's envelope, or the row's own (Delete
+    User's 429 and 500, `contract.TitledErrorBody`)."""
+    shapes: dict[str, type] = dict.fromkeys(FAILURES, ErrorBody)
+    shapes["429"] = error_shape(route.rate_limited())
+    shapes["500"] = error_shape(route.unexpected())
+    return shapes
+
+
 def v1_paths(routes: Iterable[V1Route], components: dict[str, Any]) -> dict[str, Any]:
     """The paths of `routes`; the schemas they name are added to `components`."""
     routes = list(routes)
@@ -268,6 +284,8 @@ def v1_paths(routes: Iterable[V1Route], components: dict[str, Any]) -> dict[str,
     paths: dict[str, Any] = {}
     for route in routes:
         request, success = request_schema(route, components), success_schema(route, components)
+        for shape in error_shapes(route).values():
+            _schema_of(shape, components)
         paths[route.pattern] = _v1(route, ids[route.pattern], request, success)
     return paths
 
@@ -360,7 +378,7 @@ def _read_paths() -> dict[str, Any]:
     base = "/api/workspaces/{workspace_id}"
     return {
         f"{base}/users/{{customer_id}}": _read(
-            "getUser", "A user's profile and devices", "User", [_parameter("customer_id", "path")]
+            "readUser", "A user's profile and devices", "User", [_parameter("customer_id", "path")]
         ),
         f"{base}/events": _read("listEvents", "Events, newest first", "EventPage", _EVENT_FILTERS),
         f"{base}/schema": _read("getSchema", "Event names, attributes, types seen", "Schema", []),

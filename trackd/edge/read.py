@@ -102,6 +102,9 @@ class ReadAPI:
                 return 200, {"issues": await self.store.issues(workspace.id, _time(query, "since"))}
             case ["stats"]:
                 return 200, await self.stats(workspace.id)
+            # -- GDPR erasure (data-api.md §6): the audit records, never the values --
+            case ["erasures"]:
+                return 200, {"erasures": await self.store.erasures(workspace.id)}
             # -- the console's data (issue 13) --
             case ["requests"] if self.request_log is not None:
                 entries, cursor = await self.request_log.requests(

@@ -46,6 +46,7 @@ from trackd.models import (
     Workspace,
 )
 from trackd.queue.base import UNKNOWN, Queue
+from trackd.store.base import EventStore
 from trackd.wire import contract
 from trackd.wire.auth import check_key, parse_basic
 from trackd.wire.event import Validated
@@ -114,7 +115,9 @@ class TrackEndpoint:
         counters: EdgeCounters,
         route: V1Route,
         recorder: RequestRecorder | None = None,
+        events: EventStore | None = None,  # the rows' `precheck` and `respond` (Delete User)
     ) -> None:
+        self.events = events
         self.registry = registry
         self.limiter = limiter
         self.queue = queue
@@ -137,8 +140,9 @@ class TrackEndpoint:
             self.finish(request, status, exc)
         except Exception:
             log.exception("unexpected failure on request %s", request.request_id)
-            status, body, headers = 500, self._fail(contract.unexpected(), request), []
-            self.finish(request, status, contract.unexpected())
+            unexpected = self.route.unexpected()  # Delete User's own 500 wording
+            status, body, headers = 500, self._fail(unexpected, request), []
+            self.finish(request, status, unexpected)
         else:
             self.finish(request, status, None)
         await self._answer(send, request, status, body, headers)
@@ -205,6 +209,8 @@ class TrackEndpoint:
 
     @staticmethod
     def _fail(exc: ContractError, request: Request) -> bytes:
+        if isinstance(exc, _RateLimited):
+            exc = exc.error
         return encode(contract.error_body(exc, request.request_id))
 
     async def _handle(self, request: Request, receive: Receive) -> tuple[int, bytes, Headers]:
@@ -215,7 +221,21 @@ class TrackEndpoint:
         self._check_headers(request)  # rows 12-13
         workspace, validated = await self._checked(request, workspace, received_ms)  # 14-25
         request.validated = validated
+        # -- Delete User (data-api.md §4): the row's check against the store --
+        if self.route.precheck is not None and self.events is not None:
+            await self.route.precheck(self.events, self.queue, workspace, validated)
         limit_key, limit = self.limit(workspace)
+        # -- Get User (data-api.md §5): a synchronous row answers from the store --
+        if self.route.respond is not None and self.events is not None:
+            charges = self._charges(workspace, validated)
+            headers: Headers = []
+            if charges:
+                headers = rate_headers(await self._acquire(request, charges))  # row 26
+            answer = await self.route.respond(self.events, self.queue, workspace, validated)
+            return 200, answer, headers
+        kind = self.route.kind
+        if kind is None:
+            raise contract.unexpected()  # a row answered from the store without a store
         key = request.headers.get(b"idempotency-key")
         fingerprint = UNKNOWN
         if key:
@@ -238,13 +258,15 @@ class TrackEndpoint:
             actions=validated.actions,
             warnings=validated.warnings,
             event_count=validated.event_count if self.route.counts_events else 0,
-            kind=self.route.kind,
+            kind=kind,
             user_attributes=validated.user_attributes,
             update_existing_only=validated.update_existing_only,
             merges=validated.merges,
             # -- Track Device and Bulk Import --
             device=validated.device,
             elements=self._elements(validated, request, workspace, received_ms),
+            delete=validated.delete,  # Delete User
+            erasure=validated.erasure,  # GDPR erasure
         )
         try:
             stored = await self.queue.put(  # row 27
@@ -399,6 +421,8 @@ class TrackEndpoint:
             return self._workspace(username, password)
 
     def _credentials(self, request: Request) -> tuple[str, str]:
+        if self.route.workspace_from is WorkspaceFrom.HEADER:  # Test connection
+            return self._header_credentials(request)
         username, password = parse_basic(request.headers.get(b"authorization"))  # rows 2-5
         app_id = request.param("app_id")
         if not request.workspace_id and self.route.workspace_from is WorkspaceFrom.QUERY:
@@ -410,10 +434,36 @@ class TrackEndpoint:
             raise contract.moe_appkey_mismatch()  # row 7
         return username, password
 
+    # -- Test connection (data-api.md §7) --
+    @staticmethod
+    def _header_credentials(request: Request) -> tuple[str, str]:
+        """The workspace from `MOE-APPKEY` and the body's `app_id` (equal), the key from the
+        body's `app_secret`; every failure a 401 in the standard envelope (REF §6.8)."""
+        header = request.headers.get(b"moe-appkey")
+        if header is None or not header.strip():
+            raise contract.moe_appkey_missing()
+        request.workspace_id = header.decode("latin-1").strip()
+        try:
+            payload = _decode_json(request.body) if request.body else None
+        except msgspec.DecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise contract.no_identity()
+        app_id, secret = payload.get("app_id"), payload.get("app_secret")
+        if not isinstance(app_id, str) or not app_id:
+            raise contract.app_key_missing()
+        if not isinstance(secret, str) or not secret:
+            raise contract.app_secret_missing()
+        if app_id != request.workspace_id:
+            raise contract.moe_appkey_mismatch()
+        return app_id, secret
+
     def _workspace(self, username: str, password: str) -> Workspace:
         workspace = self.registry.get(username)
         if workspace is None:
             raise contract.unknown_workspace()  # row 8
+        if workspace.key_hash is None and self.route.workspace_from is WorkspaceFrom.HEADER:
+            raise contract.wrong_key()  # Test connection: every failure a 401 (REF §6.8)
         check_key(password, workspace.key_hash)  # rows 9-10
         if workspace.suspended:
             raise contract.suspended()  # row 11
@@ -495,6 +545,7 @@ class _RateLimited(ContractError):
     def __init__(self, decision: Decision, error: ContractError) -> None:
         super().__init__(error.status, error.type, error.message)
         self.decision = decision
+        self.error = error  # its body's shape (Delete User's is titled, REF §2.1)
 
 
 def rate_headers(decision: Decision) -> Headers:

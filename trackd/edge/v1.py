@@ -11,8 +11,10 @@ Adding an endpoint (docs/architecture.md): its validator in `trackd.wire`, one r
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +22,17 @@ import msgspec
 
 from trackd.errors import ContractError
 from trackd.models import ROUTE_WORDS, Kind, Warning, Workspace
+from trackd.queue.base import PROCESSOR, Queue
+from trackd.store.base import EventStore
 from trackd.wire import contract
 from trackd.wire.bulk import BulkImportBody, validate_bulk
 from trackd.wire.customer import TrackUserBody, validate_customer
+from trackd.wire.delete import DeleteUserBody, validate_delete
 from trackd.wire.device import TrackDeviceBody, validate_device
 from trackd.wire.event import TrackEventRequest, Validated, decode_event, validate_event
+from trackd.wire.export import GetUserBody, validate_export
+from trackd.wire.gdpr import ErasureBody, validate_erasure
+from trackd.wire.integration import TestConnectionBody, validate_test_connection
 from trackd.wire.merge import MergeUsersBody, validate_merge
 
 #: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
@@ -43,6 +51,9 @@ WORKSPACE = "{workspace_id}"
 class WorkspaceFrom(enum.Enum):
     PATH = "path"  # the last path segment: /v1/event/{workspace_id}
     QUERY = "query"  # the `app_id` query parameter: /v1/customer/merge?app_id=...
+    # -- Test connection (data-api.md §7) --
+    #: the `MOE-APPKEY` header, its key the body's `app_secret` (no Basic auth)
+    HEADER = "header"
 
 
 class Bucket(enum.Enum):
@@ -55,6 +66,10 @@ class Bucket(enum.Enum):
     DEVICES = "devices"  # Track Device: device updates, a request counts one
     BULK_USERS = "bulk-users"  # Bulk Import: its customer and device elements
     BULK_EVENTS = "bulk-events"  # Bulk Import: its event elements' actions
+    # -- Delete User (data-api.md §4) --
+    DELETES = "deletes"  # Delete User: requests
+    EXPORTS = "exports"  # Get User: users looked up
+    ERASURES = "erasures"  # GDPR erasure: requests [trackd: REF documents no rate]
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
@@ -70,8 +85,26 @@ class Bucket(enum.Enum):
             return workspace.bulk_user_rate_limit
         if self is Bucket.BULK_EVENTS:
             return workspace.bulk_event_rate_limit
+        # -- Delete User --
+        if self is Bucket.DELETES:
+            return workspace.delete_rate_limit
+        if self is Bucket.EXPORTS:
+            return workspace.export_rate_limit
+        if self is Bucket.ERASURES:
+            return workspace.erasure_rate_limit
         return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
 
+
+#: A check against the store after the validator and before the rate limit (Delete User's
+#: not-found): (events store, queue, workspace, validated) -> None, raising the contract's
+#: error.
+Precheck = Callable[[EventStore, Queue, Workspace, Validated], Awaitable[None]]
+#: How long a read that decides an answer waits for the processor to apply every request
+#: answered before it (data-api.md §0), then 503 (`contract.not_caught_up`).
+CAUGHT_UP_SECONDS = 5.0
+#: A synchronous row's 200 body: (events store, queue, workspace, validated) -> JSON bytes.
+Respond = Callable[[EventStore, Queue, Workspace, Validated], Awaitable[bytes]]
+CAUGHT_UP_POLL_SECONDS = 0.01
 
 #: What a request costs, bucket by bucket (`V1Route.costs`).
 Costs = Callable[[Validated], tuple[tuple[Bucket, int], ...]]
@@ -88,7 +121,9 @@ def track_answer(request_id: str, warnings: list[Warning]) -> bytes:
 class V1Route:
     name: str  # as MoEngage's documentation names it
     pattern: str  # the whole path; `{workspace_id}` only as its last segment
-    kind: Kind  # the envelope kind, the processor's step
+    #: The envelope kind, the processor's step; None for a row answered from the store
+    #: (`respond`, Get User), which queues nothing.
+    kind: Kind | None
     validate: Validate
     #: The limit it counts against; it costs `Validated.event_count` (actions as sent, or 1
     #: per user update).
@@ -112,6 +147,15 @@ class V1Route:
     costs: Costs | None = None
     #: Its row-15 error (undecodable JSON): Track Event's unless REF gives the endpoint its own.
     malformed_json: Callable[[], ContractError] = contract.malformed_json
+    # -- Delete User (data-api.md §4) --
+    #: Its row-28 (500) error: Track Event's unless REF gives the endpoint its own.
+    unexpected: Callable[[], ContractError] = contract.unexpected
+    #: A check against the store before the rate limit (`Precheck`), or None.
+    precheck: Precheck | None = None
+    # -- Get User (data-api.md §5) --
+    #: A synchronous row: after rows 1-26 its 200 body is this answer from the store
+    #: (`Respond`), and nothing is queued (`kind` None).
+    respond: Respond | None = None
     # -- generated /openapi.json (issue 12 item 5) --
     #: The documented shape of its 200 body, the Struct beside `answer` in `trackd.wire.contract`.
     success: Body = contract.SuccessBody
@@ -121,6 +165,67 @@ class V1Route:
         if self.costs is None:
             return ((self.bucket, validated.event_count),)
         return self.costs(validated)
+
+
+async def caught_up(queue: Queue) -> None:
+    """Return once the processor has applied every put that returned before this call
+    (`Queue.head`, `Queue.applied`): read-your-writes for the reads that decide an answer
+    (data-api.md §0). Not within `CAUGHT_UP_SECONDS`: 503 `contract.not_caught_up`."""
+    head = await queue.head()
+    deadline = time.monotonic() + CAUGHT_UP_SECONDS
+    while await queue.applied(PROCESSOR) < head:
+        if time.monotonic() >= deadline:
+            raise contract.not_caught_up()
+        await asyncio.sleep(CAUGHT_UP_POLL_SECONDS)
+
+
+async def delete_precheck(
+    events: EventStore, queue: Queue, workspace: Workspace, validated: Validated
+) -> None:
+    """Delete User: the user must exist (REF §6.5: a 400 ``Not Found`` otherwise), seen once
+    every request answered before this one is applied (`caught_up`)."""
+    delete = validated.delete
+    if delete is None:
+        return
+    if await events.live_user(workspace.id, delete.identity_type, delete.identity_value):
+        return  # there already: no wait
+    await caught_up(queue)
+    found = await events.live_user(workspace.id, delete.identity_type, delete.identity_value)
+    if found is None:
+        raise contract.user_does_not_exist(delete.identity_value)
+
+
+async def export_users(
+    events: EventStore, queue: Queue, workspace: Workspace, validated: Validated
+) -> bytes:
+    """Get User's 200 (REF §6.7): each identifier's user, or it in `users_not_found`, read once
+    every request answered before this one is applied (`caught_up`)."""
+    lookup = validated.lookup
+    assert lookup is not None  # the row's validator always sets it
+    await caught_up(queue)
+    users: list[dict[str, object]] = []
+    not_found: list[dict[str, str]] = []
+    for kind, value in lookup.identifiers:
+        identity = "moengage_id" if kind == "moengage_id" else "customer_id"
+        customer_id = await events.live_user(workspace.id, identity, value)
+        profile = None if customer_id is None else await events.user(workspace.id, customer_id)
+        if profile is None:
+            not_found.append({"identifier_type": kind, "identifier": value})
+        else:
+            users.append({"user_attributes": contract.export_attributes(profile, lookup.fields)})
+    return msgspec.json.encode(contract.export_body(users, not_found))
+
+
+async def test_connection(
+    events: EventStore, queue: Queue, workspace: Workspace, validated: Validated
+) -> bytes:
+    """Test connection's 200 (REF §6.8): the workspace's name."""
+    return msgspec.json.encode(contract.test_connection_body(workspace.name))
+
+
+def no_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
+    """A row that charges no bucket (Test connection: REF documents no limit)."""
+    return ()
 
 
 def bulk_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
@@ -204,6 +309,59 @@ V1_ROUTES: tuple[V1Route, ...] = (
         costs=bulk_costs,
         malformed_json=contract.bulk_malformed_json,
         body=BulkImportBody,
+    ),
+    # -- Delete User (data-api.md §4) --
+    V1Route(
+        name="Delete User",
+        pattern="/v1/customer/delete",
+        kind=Kind.DELETE,
+        validate=validate_delete,
+        bucket=Bucket.DELETES,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.QUERY,
+        rate_limited=contract.delete_rate_limited,
+        unexpected=contract.delete_unexpected,
+        precheck=delete_precheck,
+        body=DeleteUserBody,
+    ),
+    # -- Get User (data-api.md §5): answered from the store, queues nothing --
+    V1Route(
+        name="Get User",
+        pattern="/v1/customers/export",
+        kind=None,
+        validate=validate_export,
+        bucket=Bucket.EXPORTS,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.QUERY,
+        rate_limited=contract.rate_limit_error,
+        respond=export_users,
+        body=GetUserBody,
+        success=contract.ExportSuccessBody,
+    ),
+    # -- GDPR erasure (data-api.md §6) --
+    V1Route(
+        name="GDPR erasure",
+        pattern="/v1/opengdpr_requests/{workspace_id}",
+        kind=Kind.ERASE,
+        validate=validate_erasure,
+        bucket=Bucket.ERASURES,
+        counts_events=False,
+        answer=contract.erasure_success_json,
+        body=ErasureBody,
+    ),
+    # -- Test connection (data-api.md §7): answered at once, queues nothing --
+    V1Route(
+        name="Test connection",
+        pattern="/v1/integrations/authentication",
+        kind=None,
+        validate=validate_test_connection,
+        bucket=Bucket.EXPORTS,  # never charged (`no_costs`)
+        costs=no_costs,
+        counts_events=False,
+        workspace_from=WorkspaceFrom.HEADER,
+        respond=test_connection,
+        body=TestConnectionBody,
+        success=contract.TestConnectionSuccessBody,
     ),
 )
 

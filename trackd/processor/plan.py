@@ -125,6 +125,8 @@ def _plan(envelope: Envelope, ids: str) -> Plan:
         update_existing_only=envelope.update_existing_only,
         merges=envelope.merges,
         device=envelope.device,
+        delete=envelope.delete,  # Delete User
+        erasure=envelope.erasure,  # GDPR erasure
     )
 
 

@@ -22,9 +22,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Iterator
 
 from trackd.models import Plan
+from trackd.processor import deletes
 from trackd.processor.apply import apply
 from trackd.processor.plan import plan
 from trackd.queue.base import PROCESSOR, Delivery, Queue
@@ -37,6 +39,8 @@ MAX_BACKOFF_SECONDS = 5.0
 #: Envelopes per batch at most, and events per batch at most (an envelope counts at least one).
 BATCH_ENVELOPES = 10_000
 BATCH_EVENTS = 10_000
+#: Seconds between two sweeps of due hard deletes (Delete User, `trackd.processor.deletes`).
+SWEEP_SECONDS = 1.0
 #: Events planned between two yields to the event loop.
 PLAN_SLICE_EVENTS = 1_000
 FIRST_GET = 100  # envelopes asked for before their size is known
@@ -72,6 +76,9 @@ class Processor:
         self._held: list[Delivery] = []  # taken from the queue, not yet in a batch
         self._limit = batch_events  # the bound now: smaller after a failed batch
         self._per_envelope = 0.0  # recent events per envelope (0: not known yet)
+        # -- Delete User (data-api.md §4) --
+        self.swept_users = 0
+        self._next_sweep = 0.0  # monotonic time of the next sweep of due hard deletes
 
     async def run_once(self, timeout: float = 0.2) -> int:
         """Process at most one batch; returns how many envelopes it applied."""
@@ -79,6 +86,10 @@ class Processor:
             return await self._run_once(timeout)
 
     async def _run_once(self, timeout: float) -> int:
+        # -- Delete User (data-api.md §4): the due hard deletes, at most once a second --
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_SECONDS
+            self.swept_users += await deletes.sweep(self.store, int(time.time() * 1000))
         await self._take(timeout)
         if not self._held:
             return 0

@@ -22,7 +22,9 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from trackd.models import Kind, Plan
+from trackd.processor.deletes import delete_user
 from trackd.processor.devices import track_device
+from trackd.processor.erasures import erase_users
 from trackd.processor.merge import merge_users
 from trackd.processor.profiles import ProfileView
 from trackd.store.base import Batch
@@ -98,4 +100,8 @@ STEPS: dict[Kind, Step] = {
     # -- Bulk Import (data-api.md §2): never run; `trackd.processor.apply.expanded` puts its
     # parts (its elements' plans, each of the kinds above) in its place once it is claimed --
     Kind.BULK: Step(reads=lambda plan: (), run=lambda view, plan: None),
+    # -- Delete User (data-api.md §4): a barrier, see `trackd.processor.deletes` --
+    Kind.DELETE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=delete_user),
+    # -- GDPR erasure (data-api.md §6): a barrier, see `trackd.processor.erasures` --
+    Kind.ERASE: Step(reads=lambda plan: (), run=lambda view, plan: None, barrier=erase_users),
 }

@@ -54,6 +54,14 @@ class Queue(Protocol):
     - `ready` is True while the queue can take writes. `lag` counts unacknowledged envelopes;
       `backlog` tells, for one workspace, the envelopes and events not yet acknowledged.
     - `aclose` waits for pending puts to finish, then releases the engine. Idempotent.
+
+    Read-your-writes (data-api.md §0, issue 12 item 3; Delete User's not-found):
+
+    - `head` is a position at or after every put that has returned (0 when none ever did), in
+      the numbering of `Delivery.seq`, in any process sharing the queue.
+    - `applied` is the consumer's acknowledged position (0 before its first `ack`): every put
+      at or before it is applied. So once `applied(c) >= head()` as read before, consumer `c`
+      has applied every put that returned before `head` was read.
     """
 
     async def open(self) -> None: ...
@@ -75,5 +83,11 @@ class Queue(Protocol):
     async def lag(self, consumer: str) -> int: ...
 
     async def backlog(self, consumer: str, workspace_id: str) -> Backlog: ...
+
+    # -- read-your-writes (Delete User, data-api.md §0) --
+
+    async def head(self) -> int: ...
+
+    async def applied(self, consumer: str) -> int: ...
 
     async def aclose(self) -> None: ...

@@ -88,5 +88,13 @@ class MemoryQueue:
             min((e.received_at for e in waiting), default=None),
         )
 
+    # -- read-your-writes (Delete User, data-api.md §0) --
+
+    async def head(self) -> int:
+        return self._seq
+
+    async def applied(self, consumer: str) -> int:
+        return self._committed.get(consumer, 0)
+
     async def aclose(self) -> None:
         self._closed = True

@@ -230,6 +230,26 @@ class NatsQueue:
             raise QueueUnavailable(str(exc)) from exc
         return int(info.num_pending + info.num_ack_pending)
 
+    # -- read-your-writes (Delete User, data-api.md §0) --
+
+    async def head(self) -> int:
+        """The stream's last sequence: at or after every put JetStream acknowledged."""
+        try:
+            info = await self._js.stream_info(self.stream)
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        return int(info.state.last_seq)
+
+    async def applied(self, consumer: str) -> int:
+        """The durable consumer's ack floor: every message at or before it is acknowledged."""
+        try:
+            info = await self._js.consumer_info(self.stream, consumer)
+        except NotFoundError:
+            return 0
+        except _FAILURES as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        return int(info.ack_floor.stream_seq)
+
     async def backlog(self, consumer: str, workspace_id: str) -> Backlog:
         try:
             info = await self._js.consumer_info(self.stream, consumer)

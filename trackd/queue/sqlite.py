@@ -323,6 +323,18 @@ class SQLiteQueue:
         envelopes, events, oldest = rows[0]
         return Backlog(int(envelopes), int(events), None if oldest is None else int(oldest))
 
+    # -- read-your-writes (Delete User, data-api.md §0) --
+
+    async def head(self) -> int:
+        """The log's AUTOINCREMENT high-water mark: at or after every committed put (a put
+        returns only after its commit), and never lowered by reclaiming consumed entries."""
+        rows = await self._read("SELECT seq FROM sqlite_sequence WHERE name = ?", ("log",))
+        return int(rows[0][0]) if rows else 0
+
+    async def applied(self, consumer: str) -> int:
+        rows = await self._read("SELECT position FROM consumers WHERE name = ?", (consumer,))
+        return int(rows[0][0]) if rows else 0
+
     async def aclose(self) -> None:
         if self._writer_task is None:
             return

@@ -125,6 +125,54 @@ class Batch(Protocol):
         """Apply each `DeviceWrite`, in order (see there)."""
         ...
 
+    # -- Delete User (data-api.md §4): any number of times, in any order, after `claim` (the
+    # processor's sweep claims no plan: `claim([])`, then `due_deletes` and `hard_delete`) --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        """The customer id of the live profile that `value` names, or None: by `identity_type`
+        "customer_id" (an alias names the profile it went into) or "moengage_id"."""
+        ...
+
+    async def schedule_delete(self, user: UserKey, request_id: str, due_at: int) -> None:
+        """Mark `user` for hard delete at `due_at` (epoch ms); marked already: the earlier."""
+        ...
+
+    async def due_deletes(self, now_ms: int, limit: int) -> list[UserKey]:
+        """At most `limit` users marked for hard delete at or before `now_ms`, earliest first."""
+        ...
+
+    async def hard_delete(self, users: list[UserKey]) -> int:
+        """Remove each user's profile, devices, identifier values, aliases, delete mark and
+        events; how many events were purged. PostgreSQL first takes the users' workspaces'
+        advisory locks (the sweep's batch claims none)."""
+        ...
+
+    # -- GDPR erasure (data-api.md §6) --
+
+    async def users_matching(self, workspace_id: str, identity_type: str, value: str) -> list[str]:
+        """The customer ids of every live profile an erasure identity names: `ID` a customer id
+        (or alias); the others the profile attribute (`email`, `mobile`, `user_secondary_id`,
+        `advertising_identifier`; `google_advertising_id` is `moe_gaid`) equal to `value`, an
+        identifier value of that name equal to it (or to it lowercased), or a device attribute
+        of that name equal to it. Sorted."""
+        ...
+
+    async def erase_issues(self, users: list[UserKey]) -> None:
+        """Remove the issues of every request whose events these users have (call before
+        `hard_delete`, which removes the events)."""
+        ...
+
+    async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
+        """Remove every recorded raw request naming one of these users (the request log,
+        wt-reqlog). A no-op on both engines until the request log exists."""
+        ...
+
+    async def record_erasure(self, record: dict[str, object]) -> None:
+        """Store the audit record of one erasure (keys: workspace, request_id, submitted_time,
+        received_at, applied_at, identity_types (comma-separated), users, events); a second
+        record of the same request id changes nothing."""
+        ...
+
 
 class EventStore(Protocol):
     """Where processed envelopes become users, devices, events, schema and issues.
@@ -163,6 +211,18 @@ class EventStore(Protocol):
     async def counts(self, workspace_id: str) -> dict[str, int]: ...
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None: ...
+
+    # -- Delete User (data-api.md §4): `user` shows `deletion_scheduled_at` (epoch ms) while
+    # the user is marked for hard delete --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        """As `Batch.live_user`, outside a batch (the edge's not-found check)."""
+        ...
+
+    async def erasures(self, workspace_id: str) -> list[dict[str, object]]:
+        """The workspace's erasure audit records, oldest applied first (GDPR, data-api.md §6):
+        request_id, submitted_time, received_at, applied_at, identity_types, users, events."""
+        ...
 
     async def aclose(self) -> None: ...
 

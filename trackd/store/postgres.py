@@ -26,6 +26,7 @@ import msgspec
 
 from trackd.errors import ConfigError, NotFound, StoreError
 from trackd.models import Workspace
+from trackd.store import postgres_deletes
 from trackd.store import postgres_events as ev
 from trackd.store import postgres_reads as reads
 from trackd.store.base import EventQuery
@@ -194,6 +195,17 @@ class PostgresStore:
     async def counts(self, workspace_id: str) -> dict[str, int]:
         async with self._connection() as conn:
             return await reads.counts(conn, workspace_id)
+
+    # -- Delete User: `trackd.store.postgres_deletes` --
+
+    async def erasures(self, workspace_id: str) -> builtins.list[dict[str, object]]:
+        async with self._connection() as conn:
+            return await postgres_deletes.erasures(conn, workspace_id)
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        value = value.replace("\x00", "\ufffd")  # as stored (postgres_events)
+        async with self._connection() as conn:
+            return await postgres_deletes.live_user(conn, workspace_id, identity_type, value)
 
     # -- Live stream (issue 13 item 2) --
 

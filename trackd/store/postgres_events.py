@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 
 from trackd.models import Plan
-from trackd.store import postgres_devices, postgres_merge
+from trackd.store import postgres_deletes, postgres_devices, postgres_merge
 from trackd.store.postgres_merge import DEVICE_CONFLICT
 from trackd.store.postgres_schema import ensure_partitions
 from trackd.store.records import (
@@ -147,6 +147,38 @@ class PostgresBatch:
     async def put_devices(self, writes: list[DeviceWrite]) -> None:
         if writes:
             await postgres_devices.put_devices(self._conn, writes)
+
+    # -- Delete User: `trackd.store.postgres_deletes` --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        return await postgres_deletes.live_user(self._conn, workspace_id, identity_type, value)
+
+    async def schedule_delete(self, user: UserKey, request_id: str, due_at: int) -> None:
+        await postgres_deletes.schedule_delete(self._conn, user, request_id, due_at)
+
+    async def due_deletes(self, now_ms: int, limit: int) -> list[UserKey]:
+        return await postgres_deletes.due_deletes(self._conn, now_ms, limit)
+
+    async def hard_delete(self, users: list[UserKey]) -> int:
+        if not users:
+            return 0
+        return await postgres_deletes.hard_delete(
+            self._conn, users, lambda ws: (WORKSPACE_LOCK, _lock_key(ws))
+        )
+
+    # -- GDPR erasure: `trackd.store.postgres_deletes` --
+
+    async def users_matching(self, workspace_id: str, identity_type: str, value: str) -> list[str]:
+        return await postgres_deletes.users_matching(self._conn, workspace_id, identity_type, value)
+
+    async def erase_issues(self, users: list[UserKey]) -> None:
+        await postgres_deletes.erase_issues(self._conn, users)
+
+    async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
+        """The request log's hook (wt-reqlog fills it): nothing is recorded here yet."""
+
+    async def record_erasure(self, record: dict[str, object]) -> None:
+        await postgres_deletes.record_erasure(self._conn, record)
 
 
 def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:

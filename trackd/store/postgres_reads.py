@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 
 from trackd.store.base import FROM_END, EventQuery
+from trackd.store.postgres_deletes import scheduled_at
 from trackd.store.postgres_merge import aliases_of, live_id
 from trackd.store.views import (
     event_page,
@@ -40,7 +41,12 @@ async def user(conn: asyncpg.Connection, ws: str, customer_id: str) -> dict[str,
         ws,
         customer_id,
     )
-    return user_view(customer_id, row, devices, await aliases_of(conn, ws, customer_id))
+    view = user_view(customer_id, row, devices, await aliases_of(conn, ws, customer_id))
+    # -- Delete User (data-api.md §4) --
+    due = await scheduled_at(conn, ws, customer_id)
+    if due is not None:
+        view["deletion_scheduled_at"] = due
+    return view
 
 
 async def events(

@@ -25,7 +25,7 @@ import msgspec
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import Plan
-from trackd.store import sqlite_devices, sqlite_merge
+from trackd.store import sqlite_deletes, sqlite_devices, sqlite_merge
 from trackd.store import sqlite_reads as reads
 from trackd.store.base import EventQuery
 from trackd.store.records import (
@@ -219,6 +219,16 @@ class SQLiteEventStore:
     async def counts(self, workspace_id: str) -> dict[str, int]:
         return await self._read(lambda conn: reads.counts(conn, workspace_id))
 
+    # -- Delete User: `trackd.store.sqlite_deletes` --
+
+    async def erasures(self, workspace_id: str) -> list[dict[str, object]]:
+        return await self._read(lambda conn: sqlite_deletes.erasures(conn, workspace_id))
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        return await self._read(
+            lambda conn: sqlite_deletes.live_user(conn, workspace_id, identity_type, value)
+        )
+
     # -- Live stream (issue 13 item 2) --
 
     async def request_warnings(
@@ -278,6 +288,42 @@ class SQLiteBatch:
     async def put_devices(self, writes: list[DeviceWrite]) -> None:
         if writes:
             await self._store._run(lambda conn: sqlite_devices.put_devices(conn, writes))
+
+    # -- Delete User: `trackd.store.sqlite_deletes` --
+
+    async def live_user(self, workspace_id: str, identity_type: str, value: str) -> str | None:
+        return await self._store._run(
+            lambda conn: sqlite_deletes.live_user(conn, workspace_id, identity_type, value)
+        )
+
+    async def schedule_delete(self, user: UserKey, request_id: str, due_at: int) -> None:
+        await self._store._run(
+            lambda conn: sqlite_deletes.schedule_delete(conn, user, request_id, due_at)
+        )
+
+    async def due_deletes(self, now_ms: int, limit: int) -> list[UserKey]:
+        return await self._store._run(lambda conn: sqlite_deletes.due_deletes(conn, now_ms, limit))
+
+    async def hard_delete(self, users: list[UserKey]) -> int:
+        if not users:
+            return 0
+        return await self._store._run(lambda conn: sqlite_deletes.hard_delete(conn, users))
+
+    # -- GDPR erasure: `trackd.store.sqlite_deletes` --
+
+    async def users_matching(self, workspace_id: str, identity_type: str, value: str) -> list[str]:
+        return await self._store._run(
+            lambda conn: sqlite_deletes.users_matching(conn, workspace_id, identity_type, value)
+        )
+
+    async def erase_issues(self, users: list[UserKey]) -> None:
+        await self._store._run(lambda conn: sqlite_deletes.erase_issues(conn, users))
+
+    async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
+        """The request log's hook (wt-reqlog fills it): nothing is recorded here yet."""
+
+    async def record_erasure(self, record: dict[str, object]) -> None:
+        await self._store._run(lambda conn: sqlite_deletes.record_erasure(conn, record))
 
 
 def _commit(conn: sqlite3.Connection) -> None:

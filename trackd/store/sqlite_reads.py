@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from trackd.store.base import FROM_END, EventQuery
+from trackd.store.sqlite_deletes import scheduled_at
 from trackd.store.sqlite_merge import aliases_of, live_id
 from trackd.store.views import (
     event_page,
@@ -35,7 +36,12 @@ def user(conn: sqlite3.Connection, ws: str, customer_id: str) -> dict[str, Any] 
         "WHERE workspace = ? AND customer_id = ? ORDER BY device_id",
         (ws, customer_id),
     ).fetchall()
-    return user_view(customer_id, row, devices, aliases_of(conn, ws, customer_id))
+    view = user_view(customer_id, row, devices, aliases_of(conn, ws, customer_id))
+    # -- Delete User (data-api.md §4) --
+    due = scheduled_at(conn, ws, customer_id)
+    if due is not None:
+        view["deletion_scheduled_at"] = due
+    return view
 
 
 def events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from trackd.errors import ContractError
+from trackd.errors import ContractError, TitledError
 from trackd.models import Warning
 
 AUTH = "Authentication required"
@@ -31,6 +31,8 @@ def new_request_id() -> str:
 
 def error_body(exc: ContractError, request_id: str) -> dict[str, object]:
     """``{"status": "fail", "error": {"message", "type"[, "attribute"], "request_id"}}``."""
+    if isinstance(exc, TitledError):  # Delete User's 429 and 500 (REF §2.1)
+        return {"status": "fail", "title": exc.type, "description": exc.message}
     error = {"message": exc.message, "type": exc.type}
     if exc.attribute is not None:
         error["attribute"] = exc.attribute
@@ -382,6 +384,123 @@ REASONS.update(
 )
 
 
+# -- Delete User (data-api.md §4; REF §6.5, §2.1) -----------------------------------------------
+
+DELETE_IDENTITY_TYPES = ("customer_id", "moengage_id")
+
+
+def user_does_not_exist(value: str) -> ContractError:  # REF §6.5, its wording verbatim
+    return ContractError(400, "Not Found", f"User doesn't exists with customer id {value}")
+
+
+def delete_rate_limited() -> ContractError:  # REF §6.5: Delete's own 429, not the envelope
+    return TitledError(429, "Rate limit exceeded", "Exceeded rate limit for this url")
+
+
+def delete_unexpected() -> ContractError:  # REF §6.5: Delete's own 500, not the envelope
+    return TitledError(500, "Internal Error", "Please contact the MoEngage team.")
+
+
+def identity_type_invalid() -> ContractError:  # [trackd]: REF names the two types only
+    return ContractError(
+        400, MISSING, "identity_type should be customer_id/moengage_id", "identity_type"
+    )
+
+
+def not_caught_up() -> ContractError:  # [trackd] data-api.md §0: read-your-writes, bounded
+    return ContractError(
+        503,
+        "ServerError",
+        "Earlier requests are still being processed; the answer would not include them. "
+        "Please retry.",
+    )
+
+
+# -- Get User (data-api.md §5; REF §6.7) --------------------------------------------------------
+
+MAX_EXPORT_USERS = 20
+EXPORT_IDENTIFIER_TYPES = ("customer_id", "moengage_id", "id")  # "id": REF's example, customer_id
+
+
+def export_identifier_type_invalid() -> ContractError:  # [trackd]: REF names the types only
+    return ContractError(
+        400,
+        MISSING,
+        "identifier_type should be customer_id/moengage_id",
+        "identifier_type",
+    )
+
+
+def export_attributes(profile: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    """A profile as Get User's `user_attributes` [trackd]: its ids (`customer_id`,
+    `moengage_id`, always there), its attributes, `first_seen`/`last_seen`; with `fields`,
+    only those of them (the ids stay)."""
+    attributes: dict[str, Any] = {
+        "customer_id": profile["customer_id"],
+        "moengage_id": profile["moengage_id"],
+        **profile["attributes"],
+        "first_seen": profile["first_seen"],
+        "last_seen": profile["last_seen"],
+    }
+    if fields is None:
+        return attributes
+    kept = {"customer_id", "moengage_id", *fields}
+    return {k: v for k, v in attributes.items() if k in kept}
+
+
+def export_body(users: list[dict[str, Any]], not_found: list[dict[str, str]]) -> dict[str, Any]:
+    """Get User's 200, REF §6.7's shape exactly."""
+    return {
+        "status": "success",
+        "type": "export_users",
+        "data": {"users_not_found": not_found, "users": users},
+    }
+
+
+# -- Test connection (data-api.md §7; REF §6.8, §2.3) -------------------------------------------
+
+
+def moe_appkey_missing() -> ContractError:  # REF §2.3, Merge's example
+    return ContractError(401, AUTH, "MOE-APPKEY is missing in Header")
+
+
+def no_identity() -> ContractError:  # REF §2.3: an empty body gives no identity
+    return ContractError(401, AUTH, "No identity information found")
+
+
+def test_connection_body(app_name: str) -> dict[str, str]:
+    """Test connection's 200, REF §6.8's shape."""
+    return {"status": "success", "app_name": app_name}
+
+
+# -- GDPR erasure (data-api.md §6; REF §6.6) ----------------------------------------------------
+
+ERASURE_IDENTITY_TYPES = (
+    "ID", "user_secondary_id", "email", "mobile", "google_advertising_id",
+    "advertising_identifier",
+)  # fmt: skip
+
+
+def erasure_request_type_invalid() -> ContractError:  # [trackd]: REF documents erasure only
+    return ContractError(400, MISSING, "request_type should be erasure", "request_type")
+
+
+def erasure_identity_type_invalid() -> ContractError:  # [trackd]: REF names the six types
+    return ContractError(
+        400,
+        MISSING,
+        "identity_type should be ID/user_secondary_id/email/mobile/google_advertising_id/"
+        "advertising_identifier",
+        "identity_type",
+    )
+
+
+def erasure_success_json(request_id: str, warnings: list[Any]) -> bytes:
+    """GDPR erasure's 200 (REF §6.6's body; its `request_id` is trackd's request id)."""
+    body = {"status": "success", "message": SUCCESS_MESSAGE, "request_id": request_id}
+    return msgspec.json.encode(body)
+
+
 # -- the documented answers (/openapi.json is generated from these, issue 12 item 5) -------------
 #
 # Each describes the body built above it in this module; tests/wire/test_contract.py decodes the
@@ -420,3 +539,45 @@ class MergeSuccessBody(msgspec.Struct):
     status: Literal["success"]
     operation: Literal["created"]
     request_id: str
+
+
+class TitledErrorBody(msgspec.Struct):
+    """Delete User's 429 and 500 (`error_body` of a `TitledError`, REF §2.1)."""
+
+    status: Literal["fail"]
+    title: str
+    description: str
+
+
+def error_shape(exc: ContractError) -> type:
+    """The documented shape `error_body` gives `exc`."""
+    return TitledErrorBody if isinstance(exc, TitledError) else ErrorBody
+
+
+class ExportUserNotFound(msgspec.Struct):
+    identifier_type: str
+    identifier: str
+
+
+class ExportedUser(msgspec.Struct):
+    user_attributes: dict[str, Any]
+
+
+class ExportAnswer(msgspec.Struct):
+    users_not_found: list[ExportUserNotFound]
+    users: list[ExportedUser]
+
+
+class ExportSuccessBody(msgspec.Struct):
+    """Get User's 200 (`export_body`, REF §6.7's shape exactly)."""
+
+    status: Literal["success"]
+    type: Literal["export_users"]
+    data: ExportAnswer
+
+
+class TestConnectionSuccessBody(msgspec.Struct):
+    """Test connection's 200 (`test_connection_body`, REF §6.8): the workspace's name."""
+
+    status: Literal["success"]
+    app_name: str

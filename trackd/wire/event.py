@@ -13,7 +13,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from trackd.errors import ContractError
-from trackd.models import Action, Device, Kind, MergePair, Warning, Workspace
+from trackd.models import (
+    Action,
+    Device,
+    Erasure,
+    Kind,
+    MergePair,
+    UserDelete,
+    UserLookup,
+    Warning,
+    Workspace,
+)
 from trackd.wire import contract, times, values
 
 PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV", "unknown")}
@@ -52,6 +62,10 @@ class Validated(msgspec.Struct, frozen=True):
     #: Bulk Import only: the user updates it costs (its valid customer and device elements);
     #: `event_count` is its valid event elements' actions.
     users: int = 0
+    # -- Delete User (data-api.md §4) --
+    delete: UserDelete | None = None  # Delete User only
+    lookup: UserLookup | None = None  # Get User only (answered, never queued)
+    erasure: Erasure | None = None  # GDPR erasure only
 
 
 def validate_event(
