@@ -6,8 +6,9 @@ of bodies: any JSON value at all, and bodies drawn from the row's documented `bo
 Struct `/openapi.json` is generated from, walked with `msgspec.inspect` so its constraints hold:
 mostly bodies the checks accept). Each answer is compared with what the row's own validator
 predicts for the payload: its contract error with the exact envelope, or a 200 with the row's
-answer (and exactly one envelope queued, none by a row that queues nothing); a 429 is the row's own rate-limit error. As in
-tests/edge/test_track_fuzz.py the examples of a test share the `harness` fixture's app.
+answer (and exactly one envelope queued, none by a row that queues nothing); a 429 is the row's
+own rate-limit error. As in tests/edge/test_track_fuzz.py the examples of a test share the
+`harness` fixture's app.
 """
 
 from __future__ import annotations
