@@ -281,3 +281,55 @@ async def test_an_erasure_matching_nobody_is_recorded_with_no_users(store: Event
         await batch.claim([])
         await batch.erase_recorded_requests("WS1", ["ada"])  # the request log's hook: no-op
         assert await batch.users_matching("WS1", "mobile", "+1") == []
+
+
+SHARED_DATABASES = [
+    pytest.param(lambda tmp_path: f"sqlite:///{tmp_path}/trackd.db", id="sqlite"),
+    pytest.param(
+        lambda tmp_path: postgres_db.store_url(),
+        id="postgres",
+        marks=needs_service("postgresql", postgres_db.available),
+    ),
+]
+
+
+@pytest.mark.parametrize("url_of", SHARED_DATABASES)
+async def test_an_erasure_removes_the_recorded_requests_naming_its_users(
+    tmp_path: Path, url_of: Callable[[Path], str]
+) -> None:
+    """The request log lives in the event store's database: an erasure's transaction removes
+    what it recorded of the erased users (and nothing of anyone else)."""
+    from trackd.models import RequestEntry
+    from trackd.store import open_request_log
+    from trackd.store.base import RequestQuery
+
+    url = url_of(tmp_path)
+    store, log = open_event_store(url), open_request_log(url)
+    await store.open()
+    await log.open()
+    try:
+        await apply(store, [event("e1", "ada", T), event("e2", "bob", T)])
+        entries = [
+            RequestEntry(
+                workspace_id="WS1",
+                at=T + n,
+                endpoint="Track Event",
+                method="POST",
+                path="/v1/event/WS1",
+                status=400 if n else 200,
+                request_id=f"r{n}",
+                customer_id=customer_id,
+                event_count=1,
+            )
+            for n, customer_id in enumerate(["ada", "bob", "ada", None])
+        ]
+        await log.append(entries, keep=1000)
+        await apply(store, [erase("g1", ("ID", "ada"))])
+        rows, _ = await log.requests(RequestQuery(workspace_id="WS1", limit=100))
+        assert sorted((r["request_id"], r["customer_id"]) for r in rows) == [
+            ("r1", "bob"),
+            ("r3", None),
+        ]
+    finally:
+        await log.aclose()
+        await store.aclose()

@@ -163,8 +163,10 @@ class Batch(Protocol):
         ...
 
     async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
-        """Remove every recorded raw request naming one of these users (the request log,
-        wt-reqlog). A no-op on both engines until the request log exists."""
+        """Remove every request the request log (`RequestLog`, in the same database) recorded
+        naming one of these users, in this transaction. Entries still in an edge's buffer
+        (flushed within half a second) are not there yet: an erasure applied in that window
+        misses them (docs/api-compatibility.md)."""
         ...
 
     async def record_erasure(self, record: dict[str, object]) -> None:

@@ -320,7 +320,15 @@ class SQLiteBatch:
         await self._store._run(lambda conn: sqlite_deletes.erase_issues(conn, users))
 
     async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
-        """The request log's hook (wt-reqlog fills it): nothing is recorded here yet."""
+        """The request log's rows (`trackd.store.sqlite_requests`, the same database file)
+        naming these users, in this batch's transaction."""
+        rows = [(workspace_id, c) for c in customer_ids]
+        if rows:
+            await self._store._run(
+                lambda conn: conn.executemany(
+                    "DELETE FROM request_log WHERE workspace = ? AND customer_id = ?", rows
+                )
+            )
 
     async def record_erasure(self, record: dict[str, object]) -> None:
         await self._store._run(lambda conn: sqlite_deletes.record_erasure(conn, record))
