@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.factories import SEED_BODY, basic
 from trackd import admin
 from trackd.edge.app import TrackdApp
+from trackd.edge.v1 import V1_ROUTES, WorkspaceFrom
 from trackd.limiter.memory import MemoryLimiter
 from trackd.queue.memory import MemoryQueue
 from trackd.services import Services
@@ -37,10 +38,21 @@ from trackd.store.memory import MemoryWorkspaceStore
 
 WORKSPACE = "WS1"
 ADMIN_TOKEN = "fuzz-admin-token"
-WRITES = ("/v1/event/{workspace_id}", "/v1/customer/{workspace_id}")
+#: Every /v1 row, as the document names it: a new row is fuzzed as it lands.
+WRITES = {route.pattern: route for route in V1_ROUTES}
+#: Rows whose 200 a generated request cannot reach: the store decides (`precheck`) or the
+#: body carries the credentials (Test connection).
+UNREACHABLE_200 = {
+    route.pattern
+    for route in V1_ROUTES
+    if route.precheck is not None or route.workspace_from is WorkspaceFrom.HEADER
+}
 #: Requests generated per operation. Generating a Track Event body costs ~40 ms of CPU, a read
-#: API query ~5-10 ms: these quotas keep the file near a minute on an idle 2-core machine.
+#: API query ~5-10 ms: these quotas keep the file near a minute on an idle 2-core machine. A /v1
+#: row not named here gets `ROW_QUOTA`.
+ROW_QUOTA = 100
 QUOTAS: dict[tuple[str, str], int] = {
+    **{("POST", pattern): ROW_QUOTA for pattern in WRITES},
     ("POST", "/v1/event/{workspace_id}"): 300,
     ("POST", "/v1/customer/{workspace_id}"): 450,
     ("GET", "/api/workspaces/{workspace_id}/events"): 1000,
@@ -48,10 +60,16 @@ QUOTAS: dict[tuple[str, str], int] = {
     ("GET", "/api/workspaces/{workspace_id}/issues"): 700,
     ("GET", "/api/workspaces/{workspace_id}/schema"): 450,
     ("GET", "/api/workspaces/{workspace_id}/stats"): 450,
+    # -- the console's data (issue 13) --
+    ("GET", "/api/workspaces/{workspace_id}/requests"): 500,
+    ("GET", "/api/workspaces/{workspace_id}/activity"): 300,
     ("GET", "/healthz"): 1,
     ("GET", "/readyz"): 1,
     ("GET", "/metrics"): 1,
 }  # `/openapi.json` too is described, and schemathesis leaves out the document it loaded
+#: Described, not fuzzed: `/live` streams while the client listens, and schemathesis's ASGI
+#: client waits for the end of a response (tests/edge and tests/e2e cover it).
+NOT_FUZZED = {("GET", "/api/workspaces/{workspace_id}/live")}
 assert sum(QUOTAS.values()) >= 5000
 CHECKS = [not_a_server_error, response_schema_conformance]
 #: Not traced for coverage: random data would make the coverage figure move from run to run
@@ -126,9 +144,14 @@ def _strategies(fuzzed: Fuzzed, method: str, path: str) -> st.SearchStrategy[Any
     if path in WRITES:
         agreeing = {"MOE-APPKEY": WORKSPACE, "Content-Encoding": "identity", **auth}
         query = {"app_id": WORKSPACE}
+        where: dict[str, Any] = (
+            {"path_parameters": ours}
+            if WRITES[path].workspace_from is WorkspaceFrom.PATH
+            else {"query": query}
+        )
         variants = [
-            ({"path_parameters": ours, "query": query, "headers": agreeing}, 3),
-            ({"path_parameters": ours, "headers": auth}, 1),
+            ({**where, "query": query, "headers": agreeing}, 3),
+            ({**where, "headers": auth}, 1),
             ({}, 1),
         ]
     elif "{workspace_id}" in path:
@@ -156,7 +179,7 @@ def test_every_operation_of_the_document_is_fuzzed(fuzzed: Fuzzed) -> None:
         (result.ok().method.upper(), result.ok().path)
         for result in fuzzed.schema.get_all_operations()
     }
-    assert described == set(QUOTAS)
+    assert described == set(QUOTAS) | NOT_FUZZED
     assert "/openapi.json" in fuzzed.schema.raw_schema["paths"]
 
 
@@ -182,9 +205,12 @@ def test_no_generated_request_gets_a_5xx_or_a_response_off_its_schema(
     run()
     print(f"{method} {path}: {dict(sorted(statuses.items()))}")  # shown with -s
     assert sum(statuses.values()) >= quota, statuses
-    if quota > 1:  # the generator got past the checks, not only into them
+    body_credentials = path in WRITES and WRITES[path].workspace_from is WorkspaceFrom.HEADER
+    if quota > 1 and not body_credentials:  # the generator got past the checks, not into them
         assert len(statuses) > 1, statuses
-        if "{customer_id}" not in path:  # a stored user is asked for below
+        # a stored user is asked for below; Delete's user must exist (a generated id never
+        # does) and Test connection's body must hold the key
+        if "{customer_id}" not in path and path not in UNREACHABLE_200:
             assert statuses.get(200, 0) > 0, statuses
 
 

@@ -70,7 +70,7 @@ def test_the_documented_body_type_decodes_every_element_kind() -> None:
     decoded = msgspec.convert({"type": "transition", "elements": [CUSTOMER, EVENT, DEVICE]},
                               BulkImportBody)  # fmt: skip
     assert [type(e).__name__ for e in decoded.elements] == [
-        "BulkCustomer", "BulkEvent", "TrackDeviceBody"
+        "TrackUserBody", "TrackEventBody", "TrackDeviceBody"
     ]  # fmt: skip
 
 

@@ -105,7 +105,7 @@ class TrackdApp:
             self.registry, self.events, self.queue, settings.admin_token, self.stats
         )
         self.read.console(parts.request_log, self.limiter)  # issue 13
-        self._openapi = encode(openapi_document())
+        self._openapi = encode(openapi_document(routes))
         self.console = Console()  # -- the web console (issue 13) --
         self._flusher: asyncio.Task[None] | None = None
         self._stop_flushing = asyncio.Event()

@@ -16,6 +16,7 @@ import enum
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -25,14 +26,14 @@ from trackd.queue.base import PROCESSOR, Queue
 from trackd.store.base import EventStore
 from trackd.wire import contract
 from trackd.wire.bulk import BulkImportBody, validate_bulk
-from trackd.wire.customer import validate_customer
+from trackd.wire.customer import TrackUserBody, validate_customer
 from trackd.wire.delete import DeleteUserBody, validate_delete
 from trackd.wire.device import TrackDeviceBody, validate_device
-from trackd.wire.event import Validated, decode_event, validate_event
+from trackd.wire.event import TrackEventRequest, Validated, decode_event, validate_event
 from trackd.wire.export import GetUserBody, validate_export
 from trackd.wire.gdpr import ErasureBody, validate_erasure
 from trackd.wire.integration import TestConnectionBody, validate_test_connection
-from trackd.wire.merge import validate_merge
+from trackd.wire.merge import MergeUsersBody, validate_merge
 
 #: Rows 16-25: (JSON payload, workspace, project_code query, receive time in ms) -> Validated.
 Validate = Callable[[object, Workspace, str | None, int], Validated]
@@ -40,6 +41,9 @@ Validate = Callable[[object, Workspace, str | None, int], Validated]
 Decode = Callable[[bytes, Workspace, str | None, int], Validated | None]
 #: The 200's body: (request id, warnings) -> JSON bytes.
 Answer = Callable[[str, list[Warning]], bytes]
+#: A documented body: a msgspec Struct (its docstring the schema's description), or
+#: ``Annotated[Struct, msgspec.Meta(extra_json_schema=...)]`` for what a Struct cannot say.
+Body = Any
 
 WORKSPACE = "{workspace_id}"
 
@@ -135,7 +139,7 @@ class V1Route:
     rate_limited: Callable[[], ContractError] = contract.rate_limited
     #: The documented shape of its body (a msgspec Struct beside its validator in `trackd.wire`):
     #: what `/openapi.json` shows as the request (issue 12 item 5: generated, never hand-written).
-    body: type | None = None
+    body: Body = None
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     #: What a request costs in each bucket it charges, in order (all or none are charged; the
     #: 200's rate-limit headers are the first bucket's, a 429's the refusing one's). None:
@@ -152,6 +156,9 @@ class V1Route:
     #: A synchronous row: after rows 1-26 its 200 body is this answer from the store
     #: (`Respond`), and nothing is queued (`kind` None).
     respond: Respond | None = None
+    # -- generated /openapi.json (issue 12 item 5) --
+    #: The documented shape of its 200 body, the Struct beside `answer` in `trackd.wire.contract`.
+    success: Body = contract.SuccessBody
 
     def charges(self, validated: Validated) -> tuple[tuple[Bucket, int], ...]:
         """The buckets a request charges and what it costs in each (`costs`)."""
@@ -235,6 +242,7 @@ V1_ROUTES: tuple[V1Route, ...] = (
         decode=decode_event,
         bucket=Bucket.EVENTS,
         counts_events=True,
+        body=TrackEventRequest,
     ),
     V1Route(
         name="Track User",
@@ -243,6 +251,7 @@ V1_ROUTES: tuple[V1Route, ...] = (
         validate=validate_customer,
         bucket=Bucket.USERS,
         counts_events=False,
+        body=TrackUserBody,
     ),
     # -- Merge Users (data-api.md §3) --
     V1Route(
@@ -255,6 +264,8 @@ V1_ROUTES: tuple[V1Route, ...] = (
         workspace_from=WorkspaceFrom.QUERY,
         answer=contract.merge_success_json,
         rate_limited=contract.rate_limit_error,
+        body=MergeUsersBody,
+        success=contract.MergeSuccessBody,
     ),
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
     V1Route(
@@ -325,6 +336,7 @@ V1_ROUTES: tuple[V1Route, ...] = (
         rate_limited=contract.rate_limit_error,
         respond=export_users,
         body=GetUserBody,
+        success=contract.ExportSuccessBody,
     ),
     # -- GDPR erasure (data-api.md §6) --
     V1Route(
@@ -349,6 +361,7 @@ V1_ROUTES: tuple[V1Route, ...] = (
         workspace_from=WorkspaceFrom.HEADER,
         respond=test_connection,
         body=TestConnectionBody,
+        success=contract.TestConnectionSuccessBody,
     ),
 )
 

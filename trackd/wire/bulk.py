@@ -24,16 +24,22 @@ events limit (REF §3: 60,000 of each a minute).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from trackd.errors import ContractError
 from trackd.models import Kind, Warning, Workspace
 from trackd.wire import contract
-from trackd.wire.customer import validate_customer
+from trackd.wire.customer import TrackUserBody, validate_customer
 from trackd.wire.device import TrackDeviceBody, validate_device
-from trackd.wire.event import Validated, check_project, check_type, validate_event
+from trackd.wire.event import (
+    TrackEventBody,
+    Validated,
+    check_project,
+    check_type,
+    validate_event,
+)
 
 ElementValidate = Callable[[Any, Workspace, str | None, int], Validated]
 #: An element's `type`, the kind its own endpoint queues, and that endpoint's validator.
@@ -44,42 +50,16 @@ ELEMENT_KINDS: dict[str, tuple[Kind, ElementValidate]] = {
 }
 
 
-class BulkCustomer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="customer"):
-    """A Track User body (`type` ``"customer"``) as an element of Bulk Import."""
-
-    customer_id: str
-    attributes: dict[str, Any] | None = None
-    update_existing_only: bool | None = None
-
-
-class BulkAction(msgspec.Struct, omit_defaults=True):
-    """One action of a Track Event element."""
-
-    action: str
-    attributes: dict[str, Any] | None = None
-    platform: str | None = None
-    app_version: str | None = None
-    user_time: int | str | None = None
-    current_time: int | str | None = None
-    user_timezone_offset: int | None = None
-
-
-class BulkEvent(msgspec.Struct, omit_defaults=True, tag_field="type", tag="event"):
-    """A Track Event body (`type` ``"event"``) as an element of Bulk Import."""
-
-    actions: list[BulkAction]
-    customer_id: str | None = None
-    device_id: str | None = None
-    user_identifiers: dict[str, Any] | None = None
-
-
 class BulkImportBody(msgspec.Struct):
     """Bulk Import's request body (`POST /v1/transition/{workspace_id}`, REF §6.2): customer,
     event and device elements, each shaped and validated as its own endpoint's body, applied
     in order; an invalid element is dropped with a warning, never failing the request."""
 
     type: Literal["transition"]
-    elements: list[BulkCustomer | BulkEvent | TrackDeviceBody]
+    #: Each element its own endpoint's documented body, told apart by `type`.
+    elements: Annotated[
+        list[TrackUserBody | TrackEventBody | TrackDeviceBody], msgspec.Meta(min_length=1)
+    ]
 
 
 def validate_bulk(

@@ -8,11 +8,12 @@ returns a fresh `ContractError`; the edge renders it as
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from trackd.errors import ContractError, TitledError
+from trackd.models import Warning
 
 AUTH = "Authentication required"
 MALFORMED_JSON = (
@@ -498,3 +499,85 @@ def erasure_success_json(request_id: str, warnings: list[Any]) -> bytes:
     """GDPR erasure's 200 (REF §6.6's body; its `request_id` is trackd's request id)."""
     body = {"status": "success", "message": SUCCESS_MESSAGE, "request_id": request_id}
     return msgspec.json.encode(body)
+
+
+# -- the documented answers (/openapi.json is generated from these, issue 12 item 5) -------------
+#
+# Each describes the body built above it in this module; tests/wire/test_contract.py decodes the
+# real bodies with them, so the document cannot drift from what is answered.
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    """What failed: MoEngage's message and type, the attribute at fault, trackd's request id."""
+
+    message: str
+    type: str
+    request_id: str
+    attribute: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error's envelope (`error_body`), on every route."""
+
+    status: Literal["fail"]
+    error: ErrorDetail
+
+
+class SuccessBody(msgspec.Struct, omit_defaults=True):
+    """Track Event's 200 (`success_body`), every row's unless its own: accepted and durable;
+    `warnings` only when something was dropped, cut or rewritten."""
+
+    status: Literal["success"]
+    message: str
+    request_id: str
+    warnings: list[Warning] | None = None
+
+
+class MergeSuccessBody(msgspec.Struct):
+    """Merge Users' 200 (`merge_success_json`, REF §6.4)."""
+
+    status: Literal["success"]
+    operation: Literal["created"]
+    request_id: str
+
+
+class TitledErrorBody(msgspec.Struct):
+    """Delete User's 429 and 500 (`error_body` of a `TitledError`, REF §2.1)."""
+
+    status: Literal["fail"]
+    title: str
+    description: str
+
+
+def error_shape(exc: ContractError) -> type:
+    """The documented shape `error_body` gives `exc`."""
+    return TitledErrorBody if isinstance(exc, TitledError) else ErrorBody
+
+
+class ExportUserNotFound(msgspec.Struct):
+    identifier_type: str
+    identifier: str
+
+
+class ExportedUser(msgspec.Struct):
+    user_attributes: dict[str, Any]
+
+
+class ExportAnswer(msgspec.Struct):
+    users_not_found: list[ExportUserNotFound]
+    users: list[ExportedUser]
+
+
+class ExportSuccessBody(msgspec.Struct):
+    """Get User's 200 (`export_body`, REF §6.7's shape exactly)."""
+
+    status: Literal["success"]
+    type: Literal["export_users"]
+    data: ExportAnswer
+
+
+class TestConnectionSuccessBody(msgspec.Struct):
+    """Test connection's 200 (`test_connection_body`, REF §6.8): the workspace's name."""
+
+    status: Literal["success"]
+    app_name: str

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from trackd.models import Warning, Workspace
 from trackd.wire import contract
 from trackd.wire.event import (
     DISALLOWED_CUSTOMER_IDS,
+    Identifier,
     Validated,
     check_customer_id,
     check_project,
@@ -76,3 +79,13 @@ def _clean(raw: dict[str, Any], platforms: Any) -> tuple[dict[str, Any], list[Wa
     warnings.extend(Warning(0, reason, attribute) for attribute, reason in problems)
     attributes.update({k: v for k, v in standard.items() if v is not None})
     return attributes, warnings
+
+
+class TrackUserBody(msgspec.Struct, omit_defaults=True, tag_field="type", tag="customer"):
+    """MoEngage's Track User body (`POST /v1/customer/{workspace_id}`, REF §6.1), `type`
+    ``"customer"``: creates or updates the user. Unknown keys are ignored."""
+
+    customer_id: Identifier | int
+    attributes: dict[str, Any] | None = None
+    platforms: list[dict[str, Any]] | None = None
+    update_existing_only: bool | None = None

@@ -16,21 +16,21 @@ costs one against the Delete bucket (5,000 requests a minute, REF §3).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from trackd.models import UserDelete, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Validated
+from trackd.wire.event import MAX_ID_LENGTH, Identifier, Validated
 
 
 class DeleteUserBody(msgspec.Struct):
     """Delete User's body (REF §6.5): the one user to delete, by its customer id or its
     MoEngage id. It is hard-deleted after the workspace's delete buffer (default 24 hours)."""
 
-    identity_type: str  # "customer_id" or "moengage_id"
-    identity_value: str
+    identity_type: Literal["customer_id", "moengage_id"]
+    identity_value: Identifier
 
 
 def validate_delete(

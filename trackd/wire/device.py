@@ -33,7 +33,15 @@ import msgspec
 
 from trackd.models import DEVICE_ATTRIBUTES, Device, Warning, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Validated, check_customer_id, check_project, check_type
+from trackd.wire.event import (
+    MAX_ID_LENGTH,
+    Identifier,
+    NonEmpty,
+    Validated,
+    check_customer_id,
+    check_project,
+    check_type,
+)
 
 #: Track Device's platforms (REF §6.3), by their lower case.
 DEVICE_PLATFORMS = {p.lower(): p for p in ("ANDROID", "iOS", "web", "TV")}
@@ -48,7 +56,7 @@ class DeviceAttributes(msgspec.Struct, omit_defaults=True):
     are required; any other attribute is dropped with warning `custom_device_attribute`."""
 
     platform: Literal["ANDROID", "iOS", "web", "TV"]
-    push_id: str
+    push_id: NonEmpty
     model: str | None = None
     moe_push_opted: str | bool | None = None
     moe_push_provisional_opted: str | bool | None = None
@@ -62,8 +70,8 @@ class TrackDeviceBody(msgspec.Struct, omit_defaults=True, tag_field="type", tag=
     """Track Device's request body (`POST /v1/device/{workspace_id}`, REF §6.3): a device of
     an existing user, who gets it (or its update) in queue order. `type` is ``"device"``."""
 
-    customer_id: str
-    device_id: str
+    customer_id: Identifier | int
+    device_id: Identifier | int
     attributes: DeviceAttributes
 
 

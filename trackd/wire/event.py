@@ -424,3 +424,61 @@ def strict_error(first: Warning) -> Exception:
     """Strict mode's 400 for the first warning, naming its field."""
     attribute = first.attribute or _WHOLE_EVENT_FIELDS.get(first.reason, "action")
     return contract.strict_violation(attribute, first.reason)
+
+
+# -- the documented body (V1Route.body: /openapi.json is generated from it) ---------------------
+#
+# What rows 16-25 accept, so that a request generated from the schema is one the checks accept.
+# Not the typed fast path's `_TypedEvent`: that is the narrower shape that skips the generic walk
+# (a nested attribute or a long value is accepted too, with a warning).
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+#: A customer_id, identifier or other id as rows 19-20 take it.
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+_DIGITS = "[0-9]"  # ASCII digits, as the server reads them (Python's \d is Unicode's)
+_TIME_TEXT = (
+    r"^\s*(D{1,16}(\.D{1,9})?|D{4}-D{2}-D{2}[Tt ]D{2}:D{2}(:D{2}([.,]D{1,9})?)?"
+    r"([Zz]|[+-]D{2}:?D{2})?)\s*$"
+).replace("D", _DIGITS)
+#: A time as row 25 takes it (§3): epoch seconds or milliseconds, or ISO 8601 text.
+Time = (
+    Annotated[int, msgspec.Meta(ge=0, le=times.MAX_MS)]
+    | Annotated[float, msgspec.Meta(ge=0, le=times.MAX_MS)]
+    | Annotated[str, msgspec.Meta(pattern=_TIME_TEXT)]
+)
+Offset = Annotated[int, msgspec.Meta(ge=-times.MAX_OFFSET, le=times.MAX_OFFSET)]
+
+
+class EventAction(msgspec.Struct, omit_defaults=True):
+    """One event. Unknown keys are ignored."""
+
+    action: NonEmpty
+    attributes: dict[str, Any] | None = None
+    platform: str | None = None
+    app_version: str | None = None
+    user_time: Time | None = None
+    current_time: Time | None = None
+    user_timezone_offset: Offset | None = None
+    moe_os_type: str | None = None
+    real_time_action: str | None = None
+
+
+class TrackEventBody(msgspec.Struct, omit_defaults=True, tag_field="type", tag="event"):
+    """MoEngage's Track Event body (`POST /v1/event/{workspace_id}`, REF §1.2), `type`
+    ``"event"``: a `customer_id`, or (Identity Resolution workspaces only) `user_identifiers`."""
+
+    actions: Annotated[list[EventAction], msgspec.Meta(min_length=1)]
+    customer_id: Identifier | int | msgspec.UnsetType = msgspec.UNSET  # null counts as absent
+    device_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | None = None
+    user_identifiers: dict[str, str] | None = None
+
+
+#: `TrackEventBody` with row 19 (a customer_id or user_identifiers) in its schema.
+TrackEventRequest = Annotated[
+    TrackEventBody,
+    msgspec.Meta(
+        extra_json_schema={
+            "anyOf": [{"required": ["customer_id"]}, {"required": ["user_identifiers"]}]
+        }
+    ),
+]

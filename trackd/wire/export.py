@@ -18,26 +18,28 @@ costs one against the Get User bucket (1,000 users a minute, REF §3).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from trackd.models import UserLookup, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Validated
+from trackd.wire.event import MAX_ID_LENGTH, Identifier, Validated
 
 
 class ExportIdentifier(msgspec.Struct):
     """One user to look up: by `customer_id` or `moengage_id`."""
 
-    identifier_type: str
-    identifier: str
+    identifier_type: Literal["customer_id", "moengage_id", "id"]
+    identifier: Identifier
 
 
 class ExportData(msgspec.Struct):
     """The users to look up (at most 20) and the attributes to return (all when absent)."""
 
-    identifiers: list[ExportIdentifier]
+    identifiers: Annotated[
+        list[ExportIdentifier], msgspec.Meta(min_length=1, max_length=contract.MAX_EXPORT_USERS)
+    ]
     user_fields_to_export: list[str] | None = None
 
 

@@ -17,28 +17,31 @@ Applied at once, without the delete buffer, in queue order (`trackd.processor.er
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from trackd.models import Erasure, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Validated
+from trackd.wire.event import MAX_ID_LENGTH, NonEmpty, Validated
 
 
 class ErasureIdentity(msgspec.Struct):
     """One identity whose every profile is erased (an email shared by several users erases
     all of them, REF §6.6)."""
 
-    identity_type: str  # ID, user_secondary_id, email, mobile, google_advertising_id, ...
-    identity_value: str
+    identity_type: Literal[
+        "ID", "user_secondary_id", "email", "mobile", "google_advertising_id",
+        "advertising_identifier",
+    ]  # fmt: skip
+    identity_value: NonEmpty
 
 
 class ErasureBody(msgspec.Struct):
     """A GDPR / CCPA erasure request (REF §6.6): applied at once, without the delete buffer."""
 
-    request_type: str  # "erasure"
-    identities: list[ErasureIdentity]
+    request_type: Literal["erasure"]
+    identities: Annotated[list[ErasureIdentity], msgspec.Meta(min_length=1)]
     submitted_time: str | None = None
     api_version: str | None = None
 

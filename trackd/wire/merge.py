@@ -20,11 +20,13 @@ is applied, in queue order (`trackd.processor.merge`). A pair costs one against 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from trackd.models import MergePair, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Validated
+from trackd.wire.event import MAX_ID_LENGTH, Identifier, Validated
 
 FIELDS = ("merged_user", "retained_user")
 
@@ -75,3 +77,19 @@ def _check_id(pair: dict[str, Any], field: str) -> None:
         raise contract.empty_string(field)
     if len(value) > MAX_ID_LENGTH:
         raise contract.id_too_long(field, MAX_ID_LENGTH)
+
+
+class MergePairBody(msgspec.Struct):
+    """One pair: `merged_user`'s profile, events and devices go to `retained_user`."""
+
+    merged_user: Identifier
+    retained_user: Identifier
+
+
+class MergeUsersBody(msgspec.Struct):
+    """MoEngage's Merge Users body (`POST /v1/customer/merge?app_id={workspace_id}`, REF §6.4):
+    1 to 50 pairs, applied in order."""
+
+    merge_data: Annotated[
+        list[MergePairBody], msgspec.Meta(min_length=1, max_length=contract.MAX_MERGE_PAIRS)
+    ]
