@@ -21,7 +21,7 @@ CONTRACT_STATUSES = {"200", "400", "401", "403", "409", "413", "415", "422", "42
 READ_PATHS = {
     f"/api/workspaces/{{workspace_id}}/{p}"
     for p in (
-        *("users/{customer_id}", "events", "schema", "issues", "stats"),
+        *("users/{customer_id}", "users", "events", "schema", "issues", "stats", "erasures"),
         *("requests", "activity", "live"),  # the console's data (issue 13)
     )
 }

@@ -160,6 +160,22 @@ class Activity(msgspec.Struct):
     rate_limit: dict[str, RateLimitUse]
 
 
+class Erasure(msgspec.Struct):
+    """A GDPR erasure's audit record: never the values that named the users."""
+
+    request_id: str
+    submitted_time: str | None
+    received_at: int
+    applied_at: int
+    identity_types: list[str]
+    users: int
+    events: int
+
+
+class Erasures(msgspec.Struct):
+    erasures: list[Erasure]
+
+
 class Status(msgspec.Struct):
     status: str
 
@@ -380,6 +396,16 @@ def _read_paths() -> dict[str, Any]:
         f"{base}/users/{{customer_id}}": _read(
             "readUser", "A user's profile and devices", "User", [_parameter("customer_id", "path")]
         ),
+        f"{base}/users": _read(
+            "findUser",
+            "A user's profile by moengage_id, or by an Identity Resolution identifier's value",
+            "User",
+            [
+                _query("moengage_id", "the profile's moengage_id"),
+                _query("identifier", "an identifier's name (with value)"),
+                _query("value", "the identifier's value, compared as stored (normalised)"),
+            ],
+        ),
         f"{base}/events": _read("listEvents", "Events, newest first", "EventPage", _EVENT_FILTERS),
         f"{base}/schema": _read("getSchema", "Event names, attributes, types seen", "Schema", []),
         f"{base}/issues": _read(
@@ -389,6 +415,7 @@ def _read_paths() -> dict[str, Any]:
             [_query("since", "received at or after (epoch or ISO 8601)")],
         ),
         f"{base}/stats": _read("getStats", "Accepted, rejected, processed; lag", "Stats", []),
+        f"{base}/erasures": _read("listErasures", "GDPR erasures applied (audit)", "Erasures", []),
         # -- the console's data (issue 13) --
         f"{base}/requests": _read(
             "listRequests", "The request log, newest first", "RequestPage", _REQUEST_FILTERS
@@ -446,7 +473,7 @@ def _live() -> dict[str, Any]:
 
 #: The read API's and service routes' answers.
 _READ_COMPONENTS: list[type[msgspec.Struct]] = [ErrorBody, User, EventPage, Schema, Issues, Stats]
-_READ_COMPONENTS += [Status, RequestPage, Activity]
+_READ_COMPONENTS += [Status, RequestPage, Activity, Erasures]
 
 
 def openapi_document(routes: Iterable[V1Route] = V1_ROUTES) -> dict[str, Any]:
