@@ -24,6 +24,7 @@ def described(workspace_id: str, **changes: object) -> dict[str, object]:
         "projects": [],
         "strict": False,
         "identity_resolution": [],
+        "delete_buffer": 86400,
         **changes,
     }
 
