@@ -22,7 +22,7 @@ import msgspec
 
 from trackd.models import UserDelete, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Identifier, Validated
+from trackd.wire.event import Identifier, Validated, check_id
 
 
 class DeleteUserBody(msgspec.Struct):
@@ -45,15 +45,7 @@ def validate_delete(
         raise contract.not_a_string("identity_type")
     if kind not in contract.DELETE_IDENTITY_TYPES:
         raise contract.identity_type_invalid()
-    value = payload.get("identity_value")
-    if value is None:
-        raise contract.not_found("identity_value")
-    if not isinstance(value, str):
-        raise contract.not_a_string("identity_value")
-    if not value:
-        raise contract.empty_string("identity_value")
-    if len(value) > MAX_ID_LENGTH:
-        raise contract.id_too_long("identity_value", MAX_ID_LENGTH)
+    value = check_id(payload, "identity_value")
     delete = UserDelete(
         identity_type=kind, identity_value=value, buffer_ms=workspace.delete_buffer * 1000
     )

@@ -211,6 +211,23 @@ def check_project(workspace: Workspace, project_code: str | None) -> None:
         raise contract.project_code_invalid()
 
 
+def check_id(item: dict[str, Any], field: str) -> str:
+    """A required id of a Data API body (Merge's users, Delete's, Get User's and an erasure's
+    values): present (``… is not found in the payload``), a string (``… is expected to be
+    String or Unicode String.``, REF §2.3), not empty (``… can not be empty Unicode String``),
+    at most `MAX_ID_LENGTH` characters (as `customer_id`)."""
+    value = item.get(field)
+    if value is None:
+        raise contract.not_found(field)
+    if not isinstance(value, str):
+        raise contract.not_a_string(field)
+    if not value:
+        raise contract.empty_string(field)
+    if len(value) > MAX_ID_LENGTH:
+        raise contract.id_too_long(field, MAX_ID_LENGTH)
+    return value
+
+
 def check_customer_id(payload: dict[str, Any]) -> str | None:
     """Row 20 for a present `customer_id`; None when it is absent or null."""
     value = payload.get("customer_id")

@@ -24,7 +24,7 @@ import msgspec
 
 from trackd.models import UserLookup, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Identifier, Validated
+from trackd.wire.event import Identifier, Validated, check_id
 
 
 class ExportIdentifier(msgspec.Struct):
@@ -89,13 +89,4 @@ def _identifier(item: dict[str, Any]) -> tuple[str, str]:
         raise contract.not_a_string("identifier_type")
     if kind not in contract.EXPORT_IDENTIFIER_TYPES:
         raise contract.export_identifier_type_invalid()
-    value = item.get("identifier")
-    if value is None:
-        raise contract.not_found("identifier")
-    if not isinstance(value, str):
-        raise contract.not_a_string("identifier")
-    if not value:
-        raise contract.empty_string("identifier")
-    if len(value) > MAX_ID_LENGTH:
-        raise contract.id_too_long("identifier", MAX_ID_LENGTH)
-    return kind, value
+    return kind, check_id(item, "identifier")

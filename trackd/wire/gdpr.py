@@ -23,7 +23,7 @@ import msgspec
 
 from trackd.models import Erasure, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, NonEmpty, Validated
+from trackd.wire.event import NonEmpty, Validated, check_id
 
 
 class ErasureIdentity(msgspec.Struct):
@@ -82,13 +82,4 @@ def _identity(item: dict[str, Any]) -> tuple[str, str]:
         raise contract.not_found("identity_type")
     if kind not in contract.ERASURE_IDENTITY_TYPES:
         raise contract.erasure_identity_type_invalid()
-    value = item.get("identity_value")
-    if value is None:
-        raise contract.not_found("identity_value")
-    if not isinstance(value, str):
-        raise contract.not_a_string("identity_value")
-    if not value:
-        raise contract.empty_string("identity_value")
-    if len(value) > MAX_ID_LENGTH:
-        raise contract.id_too_long("identity_value", MAX_ID_LENGTH)
-    return kind, value
+    return kind, check_id(item, "identity_value")

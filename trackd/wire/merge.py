@@ -26,7 +26,7 @@ import msgspec
 
 from trackd.models import MergePair, Workspace
 from trackd.wire import contract
-from trackd.wire.event import MAX_ID_LENGTH, Identifier, Validated
+from trackd.wire.event import Identifier, Validated, check_id
 
 FIELDS = ("merged_user", "retained_user")
 
@@ -39,7 +39,7 @@ def validate_merge(
     pairs = _merge_data(payload)
     for field in FIELDS:
         for pair in pairs:
-            _check_id(pair, field)
+            check_id(pair, field)
     merges = [MergePair(pair["merged_user"], pair["retained_user"]) for pair in pairs]
     return Validated(
         customer_id=None,
@@ -65,18 +65,6 @@ def _merge_data(payload: dict[str, Any]) -> list[dict[str, Any]]:
     if not all(isinstance(pair, dict) for pair in data):
         raise contract.malformed_json("merge_data")
     return data
-
-
-def _check_id(pair: dict[str, Any], field: str) -> None:
-    value = pair.get(field)
-    if value is None:
-        raise contract.not_found(field)
-    if not isinstance(value, str):
-        raise contract.not_a_string(field)
-    if not value:
-        raise contract.empty_string(field)
-    if len(value) > MAX_ID_LENGTH:
-        raise contract.id_too_long(field, MAX_ID_LENGTH)
 
 
 class MergePairBody(msgspec.Struct):
