@@ -63,10 +63,15 @@ QUOTAS: dict[tuple[str, str], int] = {
     # -- the console's data (issue 13) --
     ("GET", "/api/workspaces/{workspace_id}/requests"): 500,
     ("GET", "/api/workspaces/{workspace_id}/activity"): 300,
+    # -- the user lookup, the erasures audit (issue 12) --
+    ("GET", "/api/workspaces/{workspace_id}/users"): 300,
+    ("GET", "/api/workspaces/{workspace_id}/erasures"): 100,
     ("GET", "/healthz"): 1,
     ("GET", "/readyz"): 1,
     ("GET", "/metrics"): 1,
 }  # `/openapi.json` too is described, and schemathesis leaves out the document it loaded
+#: The user lookup by moengage_id or identifier: a generated value names no stored user.
+LOOKUP = "/api/workspaces/{workspace_id}/users"
 #: Described, not fuzzed: `/live` streams while the client listens, and schemathesis's ASGI
 #: client waits for the end of a response (tests/edge and tests/e2e cover it).
 NOT_FUZZED = {("GET", "/api/workspaces/{workspace_id}/live")}
@@ -208,9 +213,10 @@ def test_no_generated_request_gets_a_5xx_or_a_response_off_its_schema(
     body_credentials = path in WRITES and WRITES[path].workspace_from is WorkspaceFrom.HEADER
     if quota > 1 and not body_credentials:  # the generator got past the checks, not into them
         assert len(statuses) > 1, statuses
-        # a stored user is asked for below; Delete's user must exist (a generated id never
-        # does) and Test connection's body must hold the key
-        if "{customer_id}" not in path and path not in UNREACHABLE_200:
+        # a stored user is asked for below (and a generated moengage_id or identifier names
+        # none); Delete's user must exist (a generated id never does) and Test connection's
+        # body must hold the key
+        if "{customer_id}" not in path and path not in UNREACHABLE_200 | {LOOKUP}:
             assert statuses.get(200, 0) > 0, statuses
 
 

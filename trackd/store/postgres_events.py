@@ -80,6 +80,8 @@ class PostgresBatch:
         plans = [without_nul(plan) for plan in plans]
         await ensure_partitions(conn, self._partitions, plans)
         await self._stack.enter_async_context(conn.transaction())
+        if not plans:  # the delete sweep's batch: no lock, no `processed` row to insert
+            return []
         keys = sorted({_lock_key(p.workspace_id) for p in plans})
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k", WORKSPACE_LOCK, keys
