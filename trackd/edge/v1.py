@@ -12,6 +12,7 @@ Adding an endpoint (docs/architecture.md): its validator in `trackd.wire`, one r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -233,6 +234,17 @@ def bulk_costs(validated: Validated) -> tuple[tuple[Bucket, int], ...]:
     return ((Bucket.BULK_USERS, validated.users), (Bucket.BULK_EVENTS, validated.event_count))
 
 
+def path_and_query(route: V1Route) -> tuple[V1Route, V1Route]:
+    """A path row (`…/{workspace_id}`) and the same endpoint with its workspace in the `app_id`
+    query (`…?app_id=`), as MoEngage serves Track Device and Bulk Import."""
+    query = dataclasses.replace(
+        route,
+        pattern=route.pattern.removesuffix("/" + WORKSPACE),
+        workspace_from=WorkspaceFrom.QUERY,
+    )
+    return route, query
+
+
 V1_ROUTES: tuple[V1Route, ...] = (
     V1Route(
         name="Track Event",
@@ -268,47 +280,29 @@ V1_ROUTES: tuple[V1Route, ...] = (
         success=contract.MergeSuccessBody,
     ),
     # -- Track Device and Bulk Import (data-api.md §1, §2) --
-    V1Route(
-        name="Track Device",
-        pattern="/v1/device/{workspace_id}",
-        kind=Kind.DEVICE,
-        validate=validate_device,
-        bucket=Bucket.DEVICES,
-        counts_events=False,
-        body=TrackDeviceBody,
+    *path_and_query(
+        V1Route(
+            name="Track Device",
+            pattern="/v1/device/{workspace_id}",
+            kind=Kind.DEVICE,
+            validate=validate_device,
+            bucket=Bucket.DEVICES,
+            counts_events=False,
+            body=TrackDeviceBody,
+        )
     ),
-    V1Route(
-        name="Track Device",
-        pattern="/v1/device",
-        kind=Kind.DEVICE,
-        validate=validate_device,
-        bucket=Bucket.DEVICES,
-        counts_events=False,
-        workspace_from=WorkspaceFrom.QUERY,
-        body=TrackDeviceBody,
-    ),
-    V1Route(
-        name="Bulk Import",
-        pattern="/v1/transition/{workspace_id}",
-        kind=Kind.BULK,
-        validate=validate_bulk,
-        bucket=Bucket.BULK_USERS,
-        counts_events=True,
-        costs=bulk_costs,
-        malformed_json=contract.bulk_malformed_json,
-        body=BulkImportBody,
-    ),
-    V1Route(
-        name="Bulk Import",
-        pattern="/v1/transition",
-        kind=Kind.BULK,
-        validate=validate_bulk,
-        bucket=Bucket.BULK_USERS,
-        counts_events=True,
-        workspace_from=WorkspaceFrom.QUERY,
-        costs=bulk_costs,
-        malformed_json=contract.bulk_malformed_json,
-        body=BulkImportBody,
+    *path_and_query(
+        V1Route(
+            name="Bulk Import",
+            pattern="/v1/transition/{workspace_id}",
+            kind=Kind.BULK,
+            validate=validate_bulk,
+            bucket=Bucket.BULK_USERS,
+            counts_events=True,
+            costs=bulk_costs,
+            malformed_json=contract.bulk_malformed_json,
+            body=BulkImportBody,
+        )
     ),
     # -- Delete User (data-api.md §4) --
     V1Route(

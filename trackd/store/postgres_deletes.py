@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 
 from trackd.store.records import UserKey
-from trackd.store.sqlite_deletes import ERASURE_ATTRIBUTES, ERASURE_COLUMNS, erasure_view
+from trackd.store.views import ERASURE_ATTRIBUTES, ERASURE_COLUMNS, erasure_view
 
 
 async def live_user(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 from trackd.store.records import UserKey
+from trackd.store.views import ERASURE_ATTRIBUTES, ERASURE_COLUMNS, erasure_view
 
 
 def live_user(conn: sqlite3.Connection, ws: str, identity_type: str, value: str) -> str | None:
@@ -75,16 +76,6 @@ def hard_delete(conn: sqlite3.Connection, users: list[UserKey]) -> int:
 
 # -- GDPR erasure (data-api.md §6) --
 
-#: The profile attribute each erasure identity type names (REF §6.6; `moe_gaid` is the
-#: attribute MoEngage keeps the Google advertising id in).
-ERASURE_ATTRIBUTES = {
-    "user_secondary_id": "user_secondary_id",
-    "email": "email",
-    "mobile": "mobile",
-    "google_advertising_id": "moe_gaid",
-    "advertising_identifier": "advertising_identifier",
-}
-
 
 def users_matching(conn: sqlite3.Connection, ws: str, identity_type: str, value: str) -> list[str]:
     if identity_type == "ID":
@@ -121,12 +112,6 @@ def record_erasure(conn: sqlite3.Connection, record: dict[str, object]) -> None:
     )
 
 
-ERASURE_COLUMNS = (
-    "workspace", "request_id", "submitted_time", "received_at", "applied_at", "identity_types",
-    "users", "events",
-)  # fmt: skip
-
-
 def erasures(conn: sqlite3.Connection, ws: str) -> list[dict[str, object]]:
     rows = conn.execute(
         "SELECT request_id, submitted_time, received_at, applied_at, identity_types, users, "
@@ -134,16 +119,3 @@ def erasures(conn: sqlite3.Connection, ws: str) -> list[dict[str, object]]:
         (ws,),
     ).fetchall()
     return [erasure_view(r) for r in rows]
-
-
-def erasure_view(row: tuple[object, ...]) -> dict[str, object]:
-    request_id, submitted, received, applied, types, users, events = row
-    return {
-        "request_id": request_id,
-        "submitted_time": submitted,
-        "received_at": received,
-        "applied_at": applied,
-        "identity_types": str(types).split(",") if types else [],
-        "users": users,
-        "events": events,
-    }

@@ -140,3 +140,35 @@ def issue_views(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         {"request_id": r, "index": i, "attribute": a, "reason": why, "at": iso(at)}
         for r, i, a, why, at in rows
     ]
+
+
+# -- GDPR erasure (data-api.md §6): what both adapters look up, store and show --
+
+#: The profile attribute each erasure identity type names (REF §6.6; `moe_gaid` is the
+#: attribute MoEngage keeps the Google advertising id in).
+ERASURE_ATTRIBUTES = {
+    "user_secondary_id": "user_secondary_id",
+    "email": "email",
+    "mobile": "mobile",
+    "google_advertising_id": "moe_gaid",
+    "advertising_identifier": "advertising_identifier",
+}
+
+#: The keys of an erasure's audit record (`Batch.record_erasure`), in the columns' order.
+ERASURE_COLUMNS = (
+    "workspace", "request_id", "submitted_time", "received_at", "applied_at", "identity_types",
+    "users", "events",
+)  # fmt: skip
+
+
+def erasure_view(row: tuple[object, ...]) -> dict[str, object]:
+    request_id, submitted, received, applied, types, users, events = row
+    return {
+        "request_id": request_id,
+        "submitted_time": submitted,
+        "received_at": received,
+        "applied_at": applied,
+        "identity_types": str(types).split(",") if types else [],
+        "users": users,
+        "events": events,
+    }
