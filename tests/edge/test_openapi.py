@@ -11,20 +11,15 @@ from tests.factories import SEED_BODY
 from tests.harness import Harness
 from trackd.edge.app import _GETS
 from trackd.edge.openapi import FAILURES, error_shapes, openapi_document
+from trackd.edge.read import READ_ROUTES
 from trackd.edge.v1 import V1_ROUTES, V1Route, WorkspaceFrom
 
 pytestmark = pytest.mark.anyio
 
 #: The check table's statuses, and the 422 of an Idempotency-Key used for another request.
 CONTRACT_STATUSES = {"200", "400", "401", "403", "409", "413", "415", "422", "429", "500", "503"}
-#: The read API's routes (`trackd.edge.read.ReadAPI._route`).
-READ_PATHS = {
-    f"/api/workspaces/{{workspace_id}}/{p}"
-    for p in (
-        *("users/{customer_id}", "users", "events", "schema", "issues", "stats", "erasures"),
-        *("requests", "activity", "live"),  # the console's data (issue 13)
-    )
-}
+#: The read API's routes, as its table serves them (`trackd.edge.read.READ_ROUTES`).
+READ_PATHS = {f"/api/workspaces/{{workspace_id}}/{r.path}" for r in READ_ROUTES}
 ROWS = pytest.mark.parametrize("route", V1_ROUTES, ids=[r.pattern for r in V1_ROUTES])
 
 

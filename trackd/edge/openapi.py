@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Meta
 
 from trackd import __version__
-from trackd.edge.read import MAX_LIMIT, MAX_MINUTES
+from trackd.edge.read import MAX_LIMIT, MAX_MINUTES, READ_ROUTES, ReadRoute
 from trackd.edge.v1 import V1_ROUTES, V1Route, WorkspaceFrom
 from trackd.models import RequestError
 from trackd.models import Warning as ModelWarning
@@ -391,49 +391,23 @@ def _probe(description: str) -> dict[str, Any]:
 
 
 def _read_paths() -> dict[str, Any]:
+    """The read API's rows (`trackd.edge.read.READ_ROUTES`), each with its parameters."""
     base = "/api/workspaces/{workspace_id}"
-    return {
-        f"{base}/users/{{customer_id}}": _read(
-            "readUser", "A user's profile and devices", "User", [_parameter("customer_id", "path")]
-        ),
-        f"{base}/users": _read(
-            "findUser",
-            "A user's profile by moengage_id, or by an Identity Resolution identifier's value",
-            "User",
-            [
-                _query("moengage_id", "the profile's moengage_id"),
-                _query("identifier", "an identifier's name (with value)"),
-                _query("value", "the identifier's value, compared as stored (normalised)"),
-            ],
-        ),
-        f"{base}/events": _read("listEvents", "Events, newest first", "EventPage", _EVENT_FILTERS),
-        f"{base}/schema": _read("getSchema", "Event names, attributes, types seen", "Schema", []),
-        f"{base}/issues": _read(
-            "listIssues",
-            "Every drop, cut or rewrite",
-            "Issues",
-            [_query("since", "received at or after (epoch or ISO 8601)")],
-        ),
-        f"{base}/stats": _read("getStats", "Accepted, rejected, processed; lag", "Stats", []),
-        f"{base}/erasures": _read("listErasures", "GDPR erasures applied (audit)", "Erasures", []),
-        # -- the console's data (issue 13) --
-        f"{base}/requests": _read(
-            "listRequests", "The request log, newest first", "RequestPage", _REQUEST_FILTERS
-        ),
-        f"{base}/activity": _read(
-            "getActivity",
-            "Activity by minute, queue lag, freshness, rate-limit use",
-            "Activity",
-            [
-                _query(
-                    "minutes",
-                    f"how many minutes back, 1-{MAX_MINUTES} (default 60)",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_MINUTES, "default": 60},
-                )
-            ],
-        ),
-        f"{base}/live": _live(),
-    }
+    paths = {}
+    for route in READ_ROUTES:
+        if route.operation_id == "streamEvents":
+            paths[f"{base}/{route.path}"] = _live(route)
+            continue
+        parameters = [
+            _parameter(segment[1:-1], "path")
+            for segment in route.segments
+            if segment.startswith("{")
+        ]
+        parameters += _READ_QUERIES.get(route.operation_id, [])
+        paths[f"{base}/{route.path}"] = _read(
+            route.operation_id, route.summary, route.shape, parameters
+        )
+    return paths
 
 
 _REQUEST_FILTERS = [
@@ -452,9 +426,29 @@ _REQUEST_FILTERS = [
 ]
 
 
-def _live() -> dict[str, Any]:
+#: The query parameters of the read API's rows, by operation id.
+_READ_QUERIES: dict[str, list[dict[str, Any]]] = {
+    "findUser": [
+        _query("moengage_id", "the profile's moengage_id"),
+        _query("identifier", "an identifier's name (with value)"),
+        _query("value", "the identifier's value, compared as stored (normalised)"),
+    ],
+    "listEvents": _EVENT_FILTERS,
+    "listIssues": [_query("since", "received at or after (epoch or ISO 8601)")],
+    "listRequests": _REQUEST_FILTERS,
+    "getActivity": [
+        _query(
+            "minutes",
+            f"how many minutes back, 1-{MAX_MINUTES} (default 60)",
+            {"type": "integer", "minimum": 1, "maximum": MAX_MINUTES, "default": 60},
+        )
+    ],
+}
+
+
+def _live(route: ReadRoute) -> dict[str, Any]:
     """`/live`: processed events as Server-Sent Events, resumable (`Last-Event-ID`)."""
-    operation = _read("streamEvents", "Processed events, as they are stored", "Status", [])
+    operation = _read(route.operation_id, route.summary, route.shape, [])
     get = operation["get"]
     get["parameters"] += [
         _query("customer_id", "only this user's events"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -65,11 +67,10 @@ class ReadAPI:
         request_id = contract.new_request_id()
         headers = [(b"x-request-id", request_id.encode())]
         try:
-            live = await self._live(scope)
-            if live is not None:  # answered as a stream, from here on
-                await live(receive, send, headers)
-                return
             status, body = await self._route(scope)
+            if isinstance(body, LiveStream):  # answered as a stream, from here on
+                await body(receive, send, headers)
+                return
         except ContractError as exc:
             status, body = exc.status, contract.error_body(exc, request_id)
             if status == 405:
@@ -80,60 +81,63 @@ class ReadAPI:
         await send_json(send, status, encode(body), headers)
 
     async def _route(self, scope: Scope) -> tuple[int, Any]:
+        """The method, then the credentials, then the row (`READ_ROUTES`): a request to a
+        path that is no row is refused as any other (405, 401...) before it is a 404."""
         parts = path_segments(scope)
-        if scope["method"] not in ("GET", "HEAD"):
+        matched = match_read(parts[1:])
+        methods = ("GET", "HEAD") if matched is None else matched[0].methods
+        if scope["method"] not in methods:
             raise contract.method_not_allowed()
         workspace = await self._authorised(scope, parts[0])
+        if matched is None:
+            raise contract.not_found_route()
+        route, args = matched
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
-        match parts[1:]:
-            case ["users", customer_id] if customer_id:
-                user = await self.store.user(workspace.id, customer_id)
-                if user is None:
-                    raise contract.no_such_user()
-                return 200, user
-            case ["users"]:  # by moengage_id, or an Identity Resolution identifier's value
-                return 200, await self._user_by(workspace.id, query)
-            case ["events"]:
-                events, cursor = await self.store.events(_event_query(workspace.id, query))
-                return 200, {
-                    "events": events,
-                    "next_cursor": None if cursor is None else str(cursor),
-                }
-            case ["schema"]:
-                return 200, await self.store.schema(workspace.id)
-            case ["issues"]:
-                return 200, {"issues": await self.store.issues(workspace.id, _time(query, "since"))}
-            case ["stats"]:
-                return 200, await self.stats(workspace.id)
-            # -- GDPR erasure (data-api.md §6): the audit records, never the values --
-            case ["erasures"]:
-                return 200, {"erasures": await self.store.erasures(workspace.id)}
-            # -- the console's data (issue 13) --
-            case ["requests"] if self.request_log is not None:
-                entries, cursor = await self.request_log.requests(
-                    _request_query(workspace.id, query)
-                )
-                return 200, {
-                    "requests": entries,
-                    "next_cursor": None if cursor is None else str(cursor),
-                }
-            case ["activity"]:
-                return 200, await self._activity(workspace, query)
-        raise contract.not_found_route()
+        return 200, await route.answer(self, ReadRequest(workspace, query, args, scope))
+
+    # -- the rows' answers (`READ_ROUTES`) --
+
+    async def _user(self, request: ReadRequest) -> Any:
+        user = await self.store.user(request.workspace.id, request.args[0])
+        if user is None:
+            raise contract.no_such_user()
+        return user
+
+    async def _users(self, request: ReadRequest) -> Any:
+        """By moengage_id, or an Identity Resolution identifier's value."""
+        return await self._user_by(request.workspace.id, request.query)
+
+    async def _events(self, request: ReadRequest) -> Any:
+        events, cursor = await self.store.events(_event_query(request.workspace.id, request.query))
+        return {"events": events, "next_cursor": None if cursor is None else str(cursor)}
+
+    async def _schema(self, request: ReadRequest) -> Any:
+        return await self.store.schema(request.workspace.id)
+
+    async def _issues(self, request: ReadRequest) -> Any:
+        since = _time(request.query, "since")
+        return {"issues": await self.store.issues(request.workspace.id, since)}
+
+    async def _stats(self, request: ReadRequest) -> Any:
+        return await self.stats(request.workspace.id)
+
+    async def _erasures(self, request: ReadRequest) -> Any:
+        """GDPR erasure (data-api.md §6): the audit records, never the values."""
+        return {"erasures": await self.store.erasures(request.workspace.id)}
 
     # -- the console's data (issue 13) --
 
-    async def _live(self, scope: Scope) -> LiveStream | None:
-        """The stream a `/live` request asks for (checked and authorised), or None for any
-        other path."""
-        parts = path_segments(scope)
-        if parts[1:] != ["live"]:
-            return None
-        if scope["method"] != "GET":
-            raise contract.method_not_allowed()
-        workspace = await self._authorised(scope, parts[0])
-        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
-        last_id = header_map(scope).get(b"last-event-id")
+    async def _requests(self, request: ReadRequest) -> Any:
+        if self.request_log is None:
+            raise contract.not_found_route()
+        query = _request_query(request.workspace.id, request.query)
+        entries, cursor = await self.request_log.requests(query)
+        return {"requests": entries, "next_cursor": None if cursor is None else str(cursor)}
+
+    async def _live(self, request: ReadRequest) -> LiveStream:
+        """The stream a `/live` request asks for, from `Last-Event-ID` or `?after=`."""
+        query = request.query
+        last_id = header_map(request.scope).get(b"last-event-id")
         if last_id is not None:
             after: str | None = last_id.decode("latin-1").strip()
             name = "Last-Event-ID"
@@ -143,11 +147,14 @@ class ReadAPI:
             raise contract.invalid_param(name, "an event's seq (a live message's id)")
         return LiveStream(
             self.store,
-            workspace.id,
+            request.workspace.id,
             None if after is None else int(after),
             customer_id=query.get("customer_id"),
             action=query.get("action"),
         )
+
+    async def _activity_of(self, request: ReadRequest) -> Any:
+        return await self._activity(request.workspace, request.query)
 
     async def _activity(self, workspace: Workspace, query: dict[str, str]) -> dict[str, Any]:
         minutes = query.get("minutes", "60")
@@ -331,3 +338,104 @@ def _request_query(workspace_id: str, query: dict[str, str]) -> RequestQuery:
         before_seq=None if before is None else int(before),
         limit=int(limit),
     )
+
+
+# -- the table of routes --
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """What a row's answer gets: the authorised workspace, the query (the last of each name),
+    the path's parameters in order, and the ASGI scope (for headers)."""
+
+    workspace: Workspace
+    query: dict[str, str]
+    args: tuple[str, ...]
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRoute:
+    """A row of the read API. `path` is what follows `/api/workspaces/{workspace_id}/`; a
+    `{name}` segment matches any non-empty segment (percent-decoded) and is passed in
+    `ReadRequest.args`. `answer` is the 200's body (a `LiveStream` is streamed instead).
+    `operation_id`, `summary` and `shape` (a `trackd.edge.openapi` component) make the row's
+    entry in `/openapi.json`; adding a row here serves and documents it."""
+
+    path: str
+    answer: Callable[[ReadAPI, ReadRequest], Awaitable[Any]]
+    operation_id: str
+    summary: str
+    shape: str
+    methods: tuple[str, ...] = ("GET", "HEAD")
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.path.split("/"))
+
+
+READ_ROUTES: tuple[ReadRoute, ...] = (
+    ReadRoute(
+        "users/{customer_id}", ReadAPI._user, "readUser", "A user's profile and devices", "User"
+    ),
+    ReadRoute(
+        "users",
+        ReadAPI._users,
+        "findUser",
+        "A user's profile by moengage_id, or by an Identity Resolution identifier's value",
+        "User",
+    ),
+    ReadRoute("events", ReadAPI._events, "listEvents", "Events, newest first", "EventPage"),
+    ReadRoute(
+        "schema", ReadAPI._schema, "getSchema", "Event names, attributes, types seen", "Schema"
+    ),
+    ReadRoute("issues", ReadAPI._issues, "listIssues", "Every drop, cut or rewrite", "Issues"),
+    ReadRoute("stats", ReadAPI._stats, "getStats", "Accepted, rejected, processed; lag", "Stats"),
+    ReadRoute(
+        "erasures", ReadAPI._erasures, "listErasures", "GDPR erasures applied (audit)", "Erasures"
+    ),
+    # -- the console's data (issue 13) --
+    ReadRoute(
+        "requests",
+        ReadAPI._requests,
+        "listRequests",
+        "The request log, newest first",
+        "RequestPage",
+    ),
+    ReadRoute(
+        "activity",
+        ReadAPI._activity_of,
+        "getActivity",
+        "Activity by minute, queue lag, freshness, rate-limit use",
+        "Activity",
+    ),
+    ReadRoute(
+        "live",
+        ReadAPI._live,
+        "streamEvents",
+        "Processed events, as they are stored",
+        "Status",
+        methods=("GET",),
+    ),
+)
+
+
+def match_read(
+    segments: list[str], routes: tuple[ReadRoute, ...] = READ_ROUTES
+) -> tuple[ReadRoute, tuple[str, ...]] | None:
+    """The row `segments` (the path after the workspace) names, with its parameters, or None."""
+    for route in routes:
+        pattern = route.segments
+        if len(pattern) != len(segments):
+            continue
+        args: list[str] = []
+        for want, got in zip(pattern, segments, strict=True):
+            if want.startswith("{"):
+                if not got:
+                    break
+                args.append(got)
+            elif want != got:
+                break
+        else:
+            return route, tuple(args)
+    return None
