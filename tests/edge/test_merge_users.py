@@ -1,7 +1,6 @@
 """Merge Users, `POST /v1/customer/merge?app_id={ws}` (data-api.md §3, REF §6.4): every row of
 its checks with status and exact body, its 200, its own rate limit and 429 wording, what it
-does to profiles through the read API, and (Hypothesis) that any JSON body gets a contract 4xx
-or a 200."""
+does to profiles through the read API; any JSON body is fuzzed in tests/edge/test_v1_fuzz.py."""
 
 from __future__ import annotations
 
@@ -10,13 +9,10 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tests.edge.answers import AUTH, MALFORMED, MISSING, failure, queued
 from tests.factories import SEED_BODY, basic
 from tests.harness import Harness
-from tests.wire.events import json_values
 from trackd.models import Kind, MergePair
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
@@ -275,44 +271,3 @@ async def test_a_merge_shows_in_the_read_api_and_later_events_follow_it(harness:
     assert [(i["index"], i["reason"], i["attribute"]) for i in issues["issues"]] == [
         (1, "merge_unknown_user", "merged_user")
     ]
-
-
-# -- fuzz ---------------------------------------------------------------------------------------
-
-ids = st.one_of(st.text(max_size=6), json_values)
-pairs = st.fixed_dictionaries(
-    {}, optional={"merged_user": ids, "retained_user": ids, "other": json_values}
-)
-bodies = st.one_of(
-    json_values,
-    st.fixed_dictionaries(
-        {}, optional={"merge_data": st.one_of(json_values, st.lists(pairs, max_size=4))}
-    ),
-    st.fixed_dictionaries({"merge_data": st.lists(pairs | json_values, min_size=48, max_size=53)}),
-)
-CONTRACT_4XX = {
-    (400, "Body type is not JSON"),
-    (400, MISSING),
-    (400, "LimitBreached"),
-    (400, "Malformed JSON"),
-}
-
-
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(payload=bodies)
-async def test_any_json_body_gets_a_contract_4xx_or_a_200(harness: Harness, payload: Any) -> None:
-    before = len(await queued(harness))
-    response = await post_merge(harness, content=msgspec.json.encode(payload))
-    answer = response.json()
-    after = len(await queued(harness))
-    if response.status_code == 200:
-        assert answer == merged(response)
-        assert after == before + 1
-    else:
-        assert (response.status_code, answer["error"]["type"]) in CONTRACT_4XX, answer
-        assert answer["status"] == "fail"
-        assert after == before

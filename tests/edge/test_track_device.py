@@ -1,8 +1,7 @@
 """Track Device, `POST /v1/device/{ws}` and `POST /v1/device?app_id={ws}` (data-api.md §1, REF
 §6.3): every row of its checks with status and exact body, its 200 and warnings, its own rate
 limit, what it does to profiles through the read API (unknown user, replacement, platform
-mismatch, the 1,000 devices limit), and (Hypothesis) that any JSON body gets a contract 4xx or
-a 200."""
+mismatch, the 1,000 devices limit); any JSON body is fuzzed in tests/edge/test_v1_fuzz.py."""
 
 from __future__ import annotations
 
@@ -13,13 +12,10 @@ import anyio
 import httpx
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tests.edge.answers import AUTH, MALFORMED, MISSING, failure, queued, success
 from tests.factories import SEED_BODY, basic
 from tests.harness import Harness
-from tests.wire.events import json_values
 from trackd.models import Device, Kind
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
@@ -387,57 +383,3 @@ async def test_a_device_for_a_merged_users_id_lands_on_the_retained_profile(
     assert (await post_device(harness, {**device(), "customer_id": "old"})).status_code == 200
     _, user = await read(harness, "users/new")
     assert "d1" in [d["device_id"] for d in user["devices"]]
-
-
-# -- fuzz ---------------------------------------------------------------------------------------
-
-texts = st.one_of(st.text(max_size=6), json_values)
-device_attributes = st.fixed_dictionaries(
-    {},
-    optional={
-        "platform": st.one_of(st.sampled_from(["ANDROID", "ios", "web", "TV", "x"]), json_values),
-        "push_id": texts,
-        "model": texts,
-        "idfv": texts,
-        "moe_gaid": texts,
-        "moe_push_opted": texts,
-        "custom": json_values,
-    },
-)
-bodies = st.one_of(
-    json_values,
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "type": st.one_of(st.just("device"), json_values),
-            "customer_id": texts,
-            "device_id": texts,
-            "attributes": st.one_of(device_attributes, json_values),
-        },
-    ),
-)
-CONTRACT_4XX = {
-    (400, "Body type is not JSON"),
-    (400, MISSING),
-    (400, "AttributeError"),
-    (400, "ValueError"),
-}
-
-
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(payload=bodies)
-async def test_any_json_body_gets_a_contract_4xx_or_a_200(harness: Harness, payload: Any) -> None:
-    before = len(await queued(harness))
-    response = await post_device(harness, content=msgspec.json.encode(payload))
-    answer = response.json()
-    after = len(await queued(harness))
-    if response.status_code == 200:
-        assert answer["status"] == "success"
-        assert after == before + 1
-    else:
-        assert (response.status_code, answer["error"]["type"]) in CONTRACT_4XX, answer
-        assert after == before

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.edge.test_bulk_import import CUSTOMER, DEVICE, EVENT
 from tests.harness import Harness
 from tests.wire.events import json_values
 from trackd.edge.openapi import error_shapes
@@ -111,10 +112,87 @@ def strategy(info: inspect.Type) -> st.SearchStrategy[Any]:
     raise TypeError(f"no strategy for {info!r}: extend tests/edge/test_v1_fuzz.py")
 
 
+# -- bodies near each row's own checks (the Struct's walk cannot aim there) --
+
+_bulk_element = st.one_of(
+    json_values,
+    st.sampled_from([CUSTOMER, EVENT, DEVICE]),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["customer", "event", "device"])},
+        optional={
+            "customer_id": json_values,
+            "device_id": json_values,
+            "actions": json_values,
+            "attributes": json_values,
+        },
+    ),
+)
+_bulk_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.one_of(st.just("transition"), json_values),
+            "elements": st.one_of(json_values, st.lists(_bulk_element, max_size=5)),
+        },
+    ),
+)
+
+_device_texts = st.one_of(st.text(max_size=6), json_values)
+_device_attributes = st.fixed_dictionaries(
+    {},
+    optional={
+        "platform": st.one_of(st.sampled_from(["ANDROID", "ios", "web", "TV", "x"]), json_values),
+        "push_id": _device_texts,
+        "model": _device_texts,
+        "idfv": _device_texts,
+        "moe_gaid": _device_texts,
+        "moe_push_opted": _device_texts,
+        "custom": json_values,
+    },
+)
+_device_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.one_of(st.just("device"), json_values),
+            "customer_id": _device_texts,
+            "device_id": _device_texts,
+            "attributes": st.one_of(_device_attributes, json_values),
+        },
+    ),
+)
+
+_merge_ids = st.one_of(st.text(max_size=6), json_values)
+_merge_pairs = st.fixed_dictionaries(
+    {}, optional={"merged_user": _merge_ids, "retained_user": _merge_ids, "other": json_values}
+)
+_merge_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {}, optional={"merge_data": st.one_of(json_values, st.lists(_merge_pairs, max_size=4))}
+    ),
+    st.fixed_dictionaries(  # about the 50 pairs' limit
+        {"merge_data": st.lists(_merge_pairs | json_values, min_size=48, max_size=53)}
+    ),
+)
+
+#: Per row name: bodies aimed at that row's checks (element types, attribute forms, the 50
+#: pairs' limit), drawn beside the Struct's bodies and any JSON.
+AIMED: dict[str, st.SearchStrategy[Any]] = {
+    "Bulk Import": _bulk_bodies,
+    "Track Device": _device_bodies,
+    "Merge Users": _merge_bodies,
+}
+
+
 def bodies(route: V1Route) -> st.SearchStrategy[Any]:
     """Any JSON value, or (twice as often) one shaped as the row's documented body."""
     assert route.body is not None, f"{route.pattern}: V1Route(body=...) documents the body"
     shaped = strategy(inspect.type_info(route.body))
+    if route.name in AIMED:
+        return st.one_of(json_values, shaped, shaped, AIMED[route.name])
     return st.one_of(json_values, shaped, shaped)
 
 
