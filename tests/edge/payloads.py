@@ -12,6 +12,20 @@ from tests.factories import SEED_BODY
 
 DROP = object()  # in `body(...)` / `action(...)`: remove the key
 
+# one valid element of each type of a Bulk Import body
+CUSTOMER = {"type": "customer", "customer_id": "u1", "attributes": {"plan": "gold"}}
+EVENT = {
+    "type": "event",
+    "customer_id": "u1",
+    "actions": [{"action": "Opened"}, {"action": "Paid"}],
+}
+DEVICE = {
+    "type": "device",
+    "customer_id": "u1",
+    "device_id": "d1",
+    "attributes": {"platform": "iOS", "push_id": "p1", "model": "iPhone"},
+}
+
 
 def _changed(original: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     result = copy.deepcopy(original)

@@ -15,24 +15,12 @@ import msgspec
 import pytest
 
 from tests.edge.answers import AUTH, MALFORMED, MISSING, failure, queued, success
+from tests.edge.payloads import CUSTOMER, DEVICE, EVENT
 from tests.factories import basic
 from tests.harness import Harness
 from trackd.models import Kind
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("inspecting")]
-
-CUSTOMER = {"type": "customer", "customer_id": "u1", "attributes": {"plan": "gold"}}
-EVENT = {
-    "type": "event",
-    "customer_id": "u1",
-    "actions": [{"action": "Opened"}, {"action": "Paid"}],
-}
-DEVICE = {
-    "type": "device",
-    "customer_id": "u1",
-    "device_id": "d1",
-    "attributes": {"platform": "iOS", "push_id": "p1", "model": "iPhone"},
-}
 
 
 def bulk(*elements: Any) -> dict[str, Any]:

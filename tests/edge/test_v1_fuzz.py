@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.edge.test_bulk_import import CUSTOMER, DEVICE, EVENT
+from tests.edge.payloads import CUSTOMER, DEVICE, EVENT
 from tests.harness import Harness
 from tests.wire.events import json_values
 from trackd.edge.openapi import error_shapes
