@@ -85,13 +85,26 @@ def scale_out(
     command = [sys.executable, "bench/processor.py", "--events", str(EVENTS)]
     command += ["--actions", "1", "--actions", "100", "--json", str(out / "results.json")]
     command += ["--keep", str(out / "data"), "--timeout", "60"]
-    command += ["--queue", NATS_URL, "--store", postgres_db.database_url()]
+    command += ["--queue", NATS_URL, "--store", postgres_db.SERVER]  # schemas of its own
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=100)
     results = []
     if (out / "results.json").exists():
         results = json.loads((out / "results.json").read_text())["results"]
     yield proc, results
     asyncio.run(_delete_streams([r["stream"] for r in results]))
+    asyncio.run(_drop_schemas([r["schema"] for r in results]))
+
+
+async def _drop_schemas(schemas: list[str]) -> None:
+    """The schemas `--keep` left in the server's database (names made by the bench)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_db.SERVER)
+    try:
+        for schema in schemas:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 async def _delete_streams(streams: list[str]) -> None:
@@ -111,8 +124,7 @@ async def _delete_streams(streams: list[str]) -> None:
 async def _in_postgres(schema: str) -> tuple[int, int, Any]:
     import asyncpg
 
-    url = postgres_db.database_url()
-    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    conn = await asyncpg.connect(postgres_db.SERVER, server_settings={"search_path": schema})
     try:
         ids = [r[0] for r in await conn.fetch("SELECT event_id FROM events")]
         counted = await conn.fetchval(
