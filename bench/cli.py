@@ -12,10 +12,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.engines import reachable
 from bench.machine import background, machine
 from bench.measure import measure
 from bench.model import BODIES, SINGLE, Options, Result, Soak
-from bench.profiling import profile, top_frames
+from bench.profiling import Profile, profile, top_frames
 from bench.report import (
     LEGEND,
     drains,
@@ -23,6 +24,7 @@ from bench.report import (
     find,
     freshness,
     memory,
+    scale_out_targets,
     soak_json,
     soak_report,
     table,
@@ -53,6 +55,8 @@ def run(opts: Options) -> list[Result]:
             results.append(measure(opts, "trackd-edge", body, rate=half))
             # the same edge with /v1 through ASGI (TRACKD_FAST_PATH=0): what the fast path buys
             results.append(measure(opts, "trackd-edge-asgi", body))
+        if opts.scale_out:  # the edge on JetStream + Redis, no worker (issue 14 item 4)
+            results.append(measure(opts, "trackd-edge-js", body))
     return results
 
 
@@ -95,6 +99,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-edge-only", action="store_true", help="skip the trackd-edge rows (on unless --smoke)"
     )
     parser.add_argument(
+        "--no-scale-out",
+        action="store_true",
+        help="skip the trackd-edge-js rows (run when NATS, Redis and PostgreSQL answer)",
+    )
+    parser.add_argument(
         "--retries", type=int, default=2, help="re-measure a disturbed measurement (2; smoke 0)"
     )
     parser.add_argument(
@@ -105,6 +114,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--profile", type=Path, help="py-spy trackd into this folder")
+    parser.add_argument(
+        "--profile-server",
+        default="trackd",
+        help="the server --profile samples (trackd; e.g. trackd-edge-js)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--request-log",
@@ -129,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench: missing {', '.join(missing)} (apt-get install -y nginx-light wrk)")
         return 2
+    absent = reachable()
+    scale_out = not args.no_scale_out and not absent
+    if absent and not args.no_scale_out:
+        print(
+            f"bench: no trackd-edge-js rows: {', '.join(absent)} not reachable (bench/engines.py)"
+        )
     pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory(prefix="trackd-bench-") as scratch:
         opts = Options(
@@ -146,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             probe_deadline=20.0 if args.smoke else 30.0,
             paced_2core=not args.smoke,
             only=tuple(args.only.split(",")) if args.only else (),
+            scale_out=scale_out,
         )
         print(f"machine: {machine()}")
         print(f"before the run: {background()}", flush=True)
@@ -166,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if clean and all(r.all_durable for r in results if r.server != "nginx") else 1
         results = run(opts)
         soaked = soak(opts, args.soak) if args.soak > 0 and not opts.only else None
-        profiles = [profile(opts, body, args.profile) for body in BODIES] if args.profile else []
+        profiles = (
+            [profile(opts, body, args.profile, args.profile_server) for body in BODIES]
+            if args.profile
+            else []
+        )
     print()
     print(table(results))
     print(LEGEND)
@@ -174,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     print("durability (trackd):")
     print("\n".join(durability(results)))
     if opts.only:  # a partial run: its rows and their durability, nothing that needs the rest
+        print_profiles(profiles)
+        if args.json:
+            args.json.write_text(json.dumps(to_json(results, None), indent=2))
+        if lines := scale_out_targets(results):
+            print()
+            print("targets:")
+            print("\n".join(f"  {line}" for line in lines))
         clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in results)
         durable = all(r.all_durable for r in results if r.server.startswith("trackd"))
         return 0 if clean and durable else 1
@@ -193,19 +225,23 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("targets:")
     print("\n".join(f"  {line}" for line in targets(results, soaked)))
-    for prof in profiles:
-        print(f"\nprofile of trackd, {prof.body} (CPU of each thread, % of one core):")
-        for name, cpu in prof.threads:
-            print(f"  {cpu:5.1f}  {name}")
-        print(f"where the thread holding the GIL was ({prof.raw.name}; self %, inclusive %):")
-        for frame, own, incl in top_frames(prof.raw):
-            print(f"  {own:5.1f} {incl:5.1f}  {frame}")
+    print_profiles(profiles)
     if args.json:
         args.json.write_text(json.dumps(to_json(results, soaked), indent=2))
     rows = [*results, soaked.row] if soaked else results
     clean = all(r.non_2xx == 0 and r.socket_errors == 0 for r in rows)
     durable = all(r.all_durable for r in rows if r.server.startswith("trackd"))
     return 0 if clean and durable else 1
+
+
+def print_profiles(profiles: list[Profile]) -> None:
+    for prof in profiles:
+        print(f"\nprofile of {prof.server}, {prof.body} (CPU of each thread, % of one core):")
+        for name, cpu in prof.threads:
+            print(f"  {cpu:5.1f}  {name}")
+        print(f"where the thread holding the GIL was ({prof.raw.name}; self %, inclusive %):")
+        for frame, own, incl in top_frames(prof.raw):
+            print(f"  {own:5.1f} {incl:5.1f}  {frame}")
 
 
 def to_json(results: list[Result], soaked: Soak | None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from bench.model import (
     Options,
     Result,
 )
-from bench.servers import Server, durable_envelopes, lost_ids, running
+from bench.servers import Server, durable_envelopes, lost_ids, lost_in_stream, running
 
 #: the servers whose processor runs: a burst's lag drains, and probes become readable
 PROCESSING = ("trackd", "trackd-2core", "trackd-nolog")
@@ -163,9 +163,14 @@ def check_durable(
     warm: Result | None,
     files: Sequence[Path | None],
 ) -> None:
-    """SIGKILL trackd, then count its envelopes and look up each 200's request_id on disk."""
+    """SIGKILL trackd, then count its envelopes and look up each 200's request_id on disk (in
+    the JetStream stream for trackd-edge-js)."""
     server.stop(hard=True)
-    committed, result.backlog = durable_envelopes(data_dir)
-    result.durable = committed - (warm.ok if warm else 0)
     answered = {i for f in files if f and f.exists() for i in f.read_text().split()}
-    result.lost = lost_ids(data_dir, answered)
+    if server.engines is not None:  # JetStream: each 200's request_id among the stream's ids
+        committed, result.lost = lost_in_stream(server.engines, answered)
+        result.backlog = committed  # no worker ran
+    else:
+        committed, result.backlog = durable_envelopes(data_dir)
+        result.lost = lost_ids(data_dir, answered)
+    result.durable = committed - (warm.ok if warm else 0)

@@ -113,6 +113,7 @@ class Options:
     probe_deadline: float = 30.0  # seconds after the run for the last probes to become readable
     paced_2core: bool = True  # measure trackd-2core@50% too
     only: tuple[str, ...] = ()  # these servers at max rate, nothing else (--only)
+    scale_out: bool = False  # the trackd-edge-js rows (NATS, Redis and PostgreSQL reachable)
 
 
 @dataclass

@@ -1,8 +1,12 @@
-"""The processor's throughput: a queue full of envelopes into the SQLite event store.
+"""The processor's throughput: a queue full of envelopes into the SQLite event store, or a
+JetStream stream into PostgreSQL (scale-out, issue 14 item 4).
 
     .venv/bin/python bench/processor.py                     # 200,000 events, 1- then 100-event
     .venv/bin/python bench/processor.py --events 50000 --actions 100 --json out.json
     .venv/bin/python bench/processor.py --inprocess         # in this process (py-spy, stalls)
+    .venv/bin/python bench/processor.py --scale-out         # NATS JetStream -> PostgreSQL
+    .venv/bin/python bench/processor.py --queue nats://127.0.0.1:4222 \
+        --store postgresql://postgres@127.0.0.1:5432/test   # the same, engines named
 
 For each envelope size it fills a fresh data dir's SQLite queue with N events, in envelopes of K
 actions shaped like bench/track.lua's bodies (8 attributes of mixed types, 10 action names, one
@@ -15,6 +19,12 @@ wall time, and of the worker's CPU time (all its threads, from /proc). Last it c
 store holds exactly N events and counted N processed events. The fill is not timed. With
 ``--inprocess`` the processor runs in this process instead (unpinned), which also reports the
 longest time it held the event loop.
+
+``--scale-out`` (or ``--queue nats://HOST:PORT`` and ``--store postgresql://...``): the same
+envelopes are published to a JetStream stream of the run's own (``TRACKDBENCH<tag>``) and the
+worker drains it into a PostgreSQL schema of the run's own (``bench_<tag>``), both dropped
+afterwards (`bench.engines`); done is when the consumer's ack floor reaches the last envelope,
+and the events are counted in that schema.
 
 Exit status 0 when every store held exactly what was put.
 """
@@ -33,12 +43,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `trackd` from any directory
 
+from bench import engines as engines_module
+from bench.engines import Engines
 from trackd.models import Envelope, Workspace
 from trackd.queue import open_queue
 from trackd.settings import Settings
@@ -158,15 +171,26 @@ def _acknowledged(queue_db: Path) -> int:
 
 
 def run_worker(
-    data_dir: Path, envelopes: int, core: int | None, timeout: float
+    data_dir: Path,
+    envelopes: int,
+    core: int | None,
+    timeout: float,
+    engines: Engines | None = None,
 ) -> dict[str, float]:
     """`trackd worker` until it has acknowledged envelope number `envelopes` (the queue's first
-    sequence numbers on a fresh data dir); wall and CPU seconds of that stretch."""
+    sequence numbers on a fresh data dir or stream); wall and CPU seconds of that stretch."""
     command = [sys.executable, "-m", "trackd", "worker", "--data-dir", str(data_dir)]
     command += ["--log-level", "warning"]
+    env = {**os.environ, **(engines.env() if engines else {})}
+    acknowledged: Callable[[], int] = lambda: _acknowledged(data_dir / "queue.db")  # noqa: E731
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    if engines is not None:
+        probe = engines.acknowledged()
+        acknowledged, close = probe, probe.close
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
@@ -179,7 +203,7 @@ def run_worker(
             raise RuntimeError(f"trackd worker did not start: {line!r}")
         started, cpu = time.monotonic(), _cpu_seconds(proc.pid)
         deadline = started + timeout
-        while _acknowledged(data_dir / "queue.db") < envelopes:
+        while acknowledged() < envelopes:
             if proc.poll() is not None:
                 raise RuntimeError(f"trackd worker exited with {proc.returncode}")
             if time.monotonic() > deadline:
@@ -187,6 +211,7 @@ def run_worker(
             time.sleep(0.01)
         wall, cpu = time.monotonic() - started, _cpu_seconds(proc.pid) - cpu
     finally:
+        close()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
@@ -249,16 +274,35 @@ def stored(data_dir: Path) -> tuple[int, int]:
 
 
 def measure(args: argparse.Namespace, actions: int, data_dir: Path) -> dict[str, Any]:
+    engines = Engines() if args.scale_out else None
+    try:
+        return _measure(args, actions, data_dir, engines)
+    finally:
+        if engines is not None and not args.keep:
+            engines.drop()
+
+
+def _measure(
+    args: argparse.Namespace, actions: int, data_dir: Path, engines: Engines | None
+) -> dict[str, Any]:
+    data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=str(data_dir))
+    if engines is not None:
+        settings = Settings(
+            data_dir=str(data_dir), queue=engines.queue_url(), store=engines.store_url()
+        )
     filling = time.monotonic()
     envelopes = asyncio.run(fill(settings, args.events, actions, args.seed))
     filled = time.monotonic() - filling
     if args.inprocess:
         timing = run_inprocess(settings, envelopes)
     else:
-        timing = run_worker(data_dir, envelopes, args.core, args.timeout)
-    rows, counted = stored(data_dir)
+        timing = run_worker(data_dir, envelopes, args.core, args.timeout, engines)
+    rows, counted = engines.count_events() if engines else stored(data_dir)
     return {
+        "queue": "nats" if engines else "sqlite",
+        "store": "postgresql" if engines else "sqlite",
+        **({"stream": engines.stream, "schema": engines.schema} if engines else {}),
         "actions": actions,
         "events": args.events,
         "envelopes": envelopes,
@@ -288,8 +332,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per drain (600)")
     parser.add_argument("--inprocess", action="store_true", help="run the processor in here")
-    parser.add_argument("--keep", type=Path, help="keep the data dirs under this folder")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the data dirs (and a scale-out run's stream and schema)"
+    )
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="a JetStream stream into PostgreSQL (bench/engines.py's servers)",
+    )
+    parser.add_argument("--queue", help="nats://HOST:PORT: the JetStream server (--scale-out)")
+    parser.add_argument("--store", help="postgresql://...: the PostgreSQL database (--scale-out)")
     args = parser.parse_args(argv)
+    if args.queue or args.store:
+        if not (args.queue or "").startswith("nats://") or not (args.store or "").startswith(
+            ("postgresql://", "postgres://")
+        ):
+            parser.error("--queue nats://... and --store postgresql://... go together")
+        engines_module.NATS, engines_module.POSTGRES = args.queue.rstrip("/"), args.store
+        args.scale_out = True
     if args.core < 0:
         args.core = None
     if args.events < 1 or any(k < 1 for k in args.actions or []):
@@ -308,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(args, actions, data_dir)
             results.append(result)
             stall = result.get("longest_stall_seconds")
+            where = "JetStream -> PostgreSQL, " if args.scale_out else ""
             print(
-                f"{actions:>3}-event envelopes: {result['events']:,} events in "
+                f"{actions:>3}-event envelopes: {where}{result['events']:,} events in "
                 f"{result['envelopes']:,} envelopes: {result['wall_seconds']:.2f} s wall, "
                 f"{result['cpu_seconds']:.2f} s CPU: {result['events_per_second']:,} events/s, "
                 f"{result['events_per_cpu_second']:,} events/CPU-s; store holds "

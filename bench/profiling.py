@@ -24,9 +24,10 @@ class Profile:
     body: str
     raw: Path  # py-spy's collapsed stacks, sampled only from the thread holding the GIL
     threads: list[tuple[str, float]]  # (thread, percent of one core) over the same run
+    server: str = "trackd"
 
 
-def profile(opts: Options, body: str, out_dir: Path) -> Profile:
+def profile(opts: Options, body: str, out_dir: Path, server_name: str = "trackd") -> Profile:
     """py-spy on trackd during an extra, unmeasured run at full load.
 
     ``--gil`` samples the thread that holds the GIL, i.e. where Python spends CPU; SQLite's own
@@ -36,8 +37,8 @@ def profile(opts: Options, body: str, out_dir: Path) -> Profile:
     accurate stacks), which is why this run is not one of the measured ones.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"trackd-{BODIES[body][0]}.txt"
-    with running(opts, "trackd", f"profile-{BODIES[body][0]}") as server:
+    out = out_dir / f"{server_name}-{BODIES[body][0]}.txt"
+    with running(opts, server_name, f"profile-{server_name}-{BODIES[body][0]}") as server:
         pid = server.proc.pid
         command = [PY_SPY, "record", "--pid", str(pid), "--gil"]
         command += ["--duration", str(int(opts.seconds)), "--format", "raw", "-o", str(out)]
@@ -51,7 +52,7 @@ def profile(opts: Options, body: str, out_dir: Path) -> Profile:
         (names.get(tid, str(tid)), 100 * (after[tid] - before.get(tid, 0.0)) / wall)
         for tid in sorted(after, key=lambda t: before.get(t, 0.0) - after[t])
     ]
-    return Profile(body, out, threads)
+    return Profile(body, out, threads, server_name)
 
 
 def thread_names(pid: int) -> dict[int, str]:

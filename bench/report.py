@@ -72,7 +72,21 @@ def targets(results: list[Result], soaked: Soak | None) -> list[str]:
         f"100-event events/s >= 2 x nginx req/s (100-event requests): {events:.2f} x -> "
         f"{verdict(events >= 2)}",
     ]
-    return lines + memory_targets(trackd, soaked) + freshness_targets(results)
+    lines += memory_targets(trackd, soaked) + freshness_targets(results)
+    return lines + scale_out_targets(results)
+
+
+def scale_out_targets(results: list[Result]) -> list[str]:
+    """The JetStream edge against the embedded edge, single-event, where this run has both."""
+    try:
+        embedded, js = find(results, "trackd-edge", SINGLE), find(results, "trackd-edge-js", SINGLE)
+    except StopIteration:
+        return []
+    ratio = js.rps / embedded.rps
+    return [
+        f"single-event req/s of trackd-edge-js >= 0.7 x trackd-edge: {js.rps:,.0f} / "
+        f"{embedded.rps:,.0f} = {ratio:.3f} x -> {verdict(ratio >= 0.7)}"
+    ]
 
 
 def verdict(ok: bool) -> str:

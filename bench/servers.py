@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from bench.engines import Engines
 from bench.machine import pinned, process_tree
 from bench.model import BENCH, CLIENT_CORE, ROOT, SERVER_CORE, WORKSPACE, Options
 
@@ -69,6 +70,7 @@ class Server:
     data_dir: Path | None = None
     lease: int | None = None  # trackd-edge: the processor's lease, held by the bench
     child_core: str | None = None  # trackd-2core: the core of the server's child processes
+    engines: Engines | None = None  # trackd-edge-js: its stream, schema and key prefix
 
     def children(self) -> list[int]:
         return process_tree(self.proc.pid)[1:]
@@ -96,6 +98,12 @@ class Server:
         if self.lease is not None:
             os.close(self.lease)
             self.lease = None
+
+    def release(self) -> None:
+        """After the durability check: a scale-out run's stream, schema and keys removed."""
+        if self.engines is not None:
+            self.engines.drop()
+            self.engines = None
 
 
 def abandon(proc: subprocess.Popen[bytes], log: Path, what: str) -> NoReturn:
@@ -158,6 +166,7 @@ def start_trackd(
     two_cores: bool = False,
     fast_path: bool = True,
     request_log: bool = True,
+    engines: Engines | None = None,
 ) -> Server:
     """``edge_only``: the bench holds the data dir's processor lease (as a `trackd worker` on
     another core would), so the server only answers and queues; envelopes stay in the queue.
@@ -165,20 +174,24 @@ def start_trackd(
     worker`) is moved to wrk's core once the server is ready. ``fast_path``: False sends `/v1`
     through ASGI too (`TRACKD_FAST_PATH=0`), the road every request took before issue 14.
     ``request_log=False``: the request log is off (``TRACKD_REQUEST_LOG_SIZE=0``;
-    `bench/run.py --request-log`)."""
+    `bench/run.py --request-log`). ``engines``: the queue on JetStream, the limiter on Redis
+    and the store on PostgreSQL (`bench.engines`); with a shared queue `serve` runs no processor
+    (that is `trackd worker`'s), so the edge only answers and publishes."""
     data_dir = opts.scratch / f"trackd-{tag}"
     trackd = [sys.executable, "-m", "trackd"]
+    env = {**os.environ, "TRACKD_FAST_PATH": "1" if fast_path else "0"}
+    if engines is not None:
+        env.update(engines.env())
     create = ["workspace", "create", "--data-dir", str(data_dir), "--id", WORKSPACE]
     create += ["--rate-limit", str(10**9), "--json"]
-    created = subprocess.run([*trackd, *create], check=True, capture_output=True, cwd=ROOT)
+    created = subprocess.run([*trackd, *create], check=True, capture_output=True, cwd=ROOT, env=env)
     key = json.loads(created.stdout)["api_key"]
     lease = None
-    if edge_only:
+    if edge_only and engines is None:
         lease = os.open(data_dir / "processor.lease", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
     command = [*trackd, "serve", "--data-dir", str(data_dir), "--port", "0"]
     log = (opts.scratch / f"trackd-{tag}.log").open("wb")
-    env = {**os.environ, "TRACKD_FAST_PATH": "1" if fast_path else "0"}
     if not request_log:
         env["TRACKD_REQUEST_LOG_SIZE"] = "0"
     proc = subprocess.Popen(
@@ -202,10 +215,11 @@ def start_trackd(
     except RuntimeError:
         abandon(proc, Path(log.name), "trackd")
     name = "trackd-edge" if edge_only else "trackd-2core" if two_cores else "trackd"
+    name += "-js" if engines is not None else ""
     name = name if request_log else "trackd-nolog"
     if not fast_path:
         name += "-asgi"
-    server = Server(name, proc, url, basic(key), data_dir, lease)
+    server = Server(name, proc, url, basic(key), data_dir, lease, engines=engines)
     if two_cores and opts.pin:
         server.child_core = CLIENT_CORE
         wait_child(server, log.name)
@@ -236,6 +250,16 @@ def start_trackd_edge_asgi(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, edge_only=True, fast_path=False)
 
 
+def start_trackd_edge_js(opts: Options, tag: str) -> Server:
+    """The edge on JetStream + Redis (+ PostgreSQL for workspaces), no worker: issue 14 item 4."""
+    engines = Engines()
+    try:
+        return start_trackd(opts, tag, edge_only=True, engines=engines)
+    except BaseException:
+        engines.drop()
+        raise
+
+
 def start_trackd_nolog(opts: Options, tag: str) -> Server:
     return start_trackd(opts, tag, request_log=False)
 
@@ -249,6 +273,8 @@ STARTERS = {
     "trackd-2core": start_trackd_2core,
     # -- the /v1 fast path off (issue 14 item 1): the ASGI road, for the ratio --
     "trackd-edge-asgi": start_trackd_edge_asgi,
+    # -- scale-out (issue 14 item 4): the edge publishing to JetStream, limits in Redis --
+    "trackd-edge-js": start_trackd_edge_js,
 }
 
 
@@ -259,6 +285,7 @@ def running(opts: Options, name: str, tag: str) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+        server.release()
 
 
 def lost_ids(data_dir: Path, answered: set[str]) -> int:
@@ -273,6 +300,13 @@ def lost_ids(data_dir: Path, answered: set[str]) -> int:
         finally:
             conn.close()
     return len(answered - found)
+
+
+def lost_in_stream(engines: Engines, answered: set[str]) -> tuple[int, int]:
+    """After SIGKILL of a JetStream edge: the messages its stream holds, and how many request_ids
+    answered 200 are not among their ``Nats-Msg-Id``s (no worker ran: nothing left it)."""
+    held, ids = engines.stream_request_ids()
+    return held, len(answered - ids)
 
 
 def durable_envelopes(data_dir: Path) -> tuple[int, int]:

@@ -3,12 +3,15 @@ trackd is on disk after SIGKILL, and the run reports memory, freshness probes an
 a burst. No timing is asserted: the numbers belong in BENCHMARKS.md.
 
 Needs wrk and nginx (`apt-get install -y nginx-light wrk`, done by scripts/services): skipped
-where they are missing, a failure under CI.
+where they are missing, a failure under CI. The `trackd-edge-js` rows (the edge on NATS
+JetStream + Redis, workspaces in PostgreSQL) are expected where those three run, and always
+under CI: a missing engine there fails the row tests.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,11 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import needs_service
+from tests.contracts import postgres_db
+from tests.services import IN_CI, nats_available, needs_service, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = ("1 event", "100 events")
+SCALE_OUT = IN_CI or (nats_available() and redis_available() and postgres_db.available())
 SERVERS = ("nginx", "trackd", "fastapi", "trackd@50%", "trackd-2core")  # no 2core@50% in smoke
+SERVERS += ("trackd-edge-js",) if SCALE_OUT else ()
 PROCESSING = ("trackd", "trackd-2core")  # the processor runs: the lag drains, probes are read
 ROW = re.compile(
     r"^(?P<body>1 event|100 events)\s+(?P<server>\S+)\s+(?P<rps>[\d,]+)\s+(?P<eps>[\d,]+)"
@@ -52,7 +58,8 @@ def smoke(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
+        env={**os.environ, "TRACKD_BENCH_POSTGRES": postgres_db.SERVER},
     )
     return proc, results
 
@@ -147,3 +154,21 @@ def test_the_lag_after_each_max_rate_row_with_a_processor_is_reported(
     assert all(r["lag_at_end"] >= 0 for r in rows if r["lag_at_end"] is not None)
     lines = [ln for ln in proc.stdout.splitlines() if "lag when wrk stopped:" in ln]
     assert len(lines) == len(drained), proc.stdout
+
+
+@needs_service("postgresql", postgres_db.available)
+@needs_service("nats", nats_available)
+@needs_service("redis", redis_available)
+def test_the_jetstream_edge_rows_are_measured_and_every_200_is_in_the_stream(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no trackd-edge-js rows" not in proc.stdout, proc.stdout
+    rows = [r for r in json.loads(results.read_text())["rows"] if r["server"] == "trackd-edge-js"]
+    assert [r["body"] for r in rows] == list(BODIES), proc.stdout
+    for row in rows:
+        assert row["requests"] > 0 and set(row["statuses"]) == {"200"}, row
+        # durable: the messages the stream held after SIGKILL, less the warmup's (none in smoke)
+        assert row["durable"] >= row["statuses"]["200"] and row["lost"] == 0, row
+        assert row["lag_at_end"] is None and row["freshness"] is None, row  # no worker ran

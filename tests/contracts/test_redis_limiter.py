@@ -393,3 +393,28 @@ def test_a_redis_url_without_redis_py_installed_names_the_extra_to_install() -> 
     assert out.stdout == (
         "the redis:// backend needs the 'redis' package: run `pip install 'trackd[redis]'`\n"
     )
+
+
+@needs_redis
+async def test_concurrent_acquires_go_as_one_pipeline_and_are_decided_in_the_order_asked(
+    prefix: str, admin: Any
+) -> None:
+    name = f"trackd-test-{uuid.uuid4().hex[:12]}"
+    limiter = await opened(f"{REDIS_URL}?prefix={prefix}&client_name={name}", Clock(NOW))
+
+    async def run() -> list[Decision]:
+        await limiter.acquire("WS1", 0, 10)  # the script is loaded, a connection open
+        return list(await asyncio.gather(*(limiter.acquire("WS1", 1, 10) for _ in range(20))))
+
+    try:
+        commands, decisions = await _commands_of(admin, name, run)
+        connections = [c for c in await admin.client_list() if c["name"] == name]
+    finally:
+        await limiter.aclose()
+    assert [(d.allowed, d.remaining) for d in decisions] == [
+        *((True, 9 - i) for i in range(10)),
+        *((False, 0) for _ in range(10)),
+    ]
+    evalshas = [c for c in commands if c.startswith("EVALSHA")]
+    assert len(evalshas) == 21  # one per acquire, the body never sent
+    assert len(connections) == 1  # the twenty went together, on one connection

@@ -11,6 +11,11 @@ pull consumer ``processor`` is created at open, so a stream never exists without
 - `put` publishes with ``Nats-Msg-Id`` = request id and returns only after JetStream's PubAck
   (the message is stored, on a quorum of replicas). A retried publish of the same id within the
   duplicate window is stored once; for an idempotent put that makes `put` return False.
+  Publishes do not wait for one another: each is sent at once (nats-py's `publish_async`, the
+  messages of one loop iteration leave in one write) and awaits its own PubAck future, so
+  concurrent requests' acks are awaited together. No timer per publish: one sweeper fails the
+  futures older than `PUBLISH_TIMEOUT` (it wakes every `SWEEP_SECONDS`), and `aclose` waits
+  for those in flight.
 - `remembered` reads a key-value bucket that remembers idempotent request ids (with their
   fingerprints) for the window.
 - Workers share one durable pull consumer and ack after the store has committed; what is not
@@ -30,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,6 +57,10 @@ log = logging.getLogger(__name__)
 ACK_WAIT_SECONDS = 30
 BACKLOG_SCAN = 2000
 PUBLISH_TIMEOUT = 5.0
+SWEEP_SECONDS = 0.25
+#: PubAcks awaited at once beyond which a put fails at once (QueueUnavailable: a 503), rather
+#: than wait for a slot (admission control keeps a process far below it).
+MAX_PENDING_ACKS = 20_000
 RECEIVED_HEADER = "Trackd-Received-At"
 #: The key-value entry of an idempotent put without a fingerprint (all of them, before
 #: fingerprints were kept): a KV value cannot be empty.
@@ -77,6 +88,9 @@ class NatsQueue:
         self._puts_in_flight = 0
         self._no_puts = asyncio.Event()
         self._no_puts.set()
+        #: (deadline, PubAck future) of the publishes in flight, oldest first: the sweeper's.
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _subject(self, workspace_id: str, events: int | str = "*") -> str:
         return f"{self.stream}.env.{workspace_id}.{events}"
@@ -90,7 +104,9 @@ class NatsQueue:
                 reconnect_time_wait=0.5,
                 allow_reconnect=True,
             )
-            self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+            self._js = self._nc.jetstream(
+                timeout=PUBLISH_TIMEOUT, publish_async_max_pending=MAX_PENDING_ACKS
+            )
             await self._ensure_stream()
             self._kv = await self._js.create_key_value(
                 bucket=f"{self.stream}_idempotency", ttl=self.dedupe_seconds, history=1
@@ -99,6 +115,19 @@ class NatsQueue:
         except _FAILURES as exc:
             raise QueueUnavailable(f"cannot open JetStream stream {self.stream}: {exc}") from exc
         self._closed = False
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Fail the PubAck futures that waited `PUBLISH_TIMEOUT`: one timer for every publish."""
+        deadlines = self._deadlines
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+                _, future = deadlines.popleft()
+                if not future.done():
+                    future.set_exception(TimeoutError("no PubAck within the publish timeout"))
 
     async def _ensure_stream(self) -> None:
         try:
@@ -140,15 +169,18 @@ class NatsQueue:
             "Nats-Msg-Id": envelope.request_id,
             RECEIVED_HEADER: str(envelope.received_at),
         }
+        if self._js.publish_async_pending() >= MAX_PENDING_ACKS:  # never wait for a slot
+            raise QueueUnavailable(f"{MAX_PENDING_ACKS} publishes await JetStream's PubAck")
         self._puts_in_flight += 1
         self._no_puts.clear()
         try:
-            ack = await self._js.publish(
+            future = await self._js.publish_async(
                 self._subject(envelope.workspace_id, envelope.event_count),
                 envelope.encode(),
-                timeout=PUBLISH_TIMEOUT,
                 headers=headers,
             )
+            self._deadlines.append((time.monotonic() + PUBLISH_TIMEOUT, future))
+            ack = await future
             if idempotent and not ack.duplicate:
                 await self._kv.put(envelope.request_id, (fingerprint or LEGACY).encode())
         except _FAILURES as exc:
@@ -284,6 +316,15 @@ class NatsQueue:
         self._closed = True
         with contextlib.suppress(TimeoutError):  # puts already made get their PubAck first
             await asyncio.wait_for(self._no_puts.wait(), PUBLISH_TIMEOUT)
+        while self._deadlines:  # still unacknowledged: those puts fail (a 503), none hangs
+            _, future = self._deadlines.popleft()
+            if not future.done():
+                future.set_exception(TimeoutError("the queue closed before the PubAck came"))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         with contextlib.suppress(*_FAILURES):
             await self._nc.flush(timeout=2)  # acks sent; publishes were each acknowledged
         with contextlib.suppress(*_FAILURES):

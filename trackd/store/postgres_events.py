@@ -7,7 +7,9 @@ then commit in the order their events get `seq`, which is what newest-first pagi
 need, no two transactions ever wait on each other's rows, and what a batch reads of profiles and
 identifiers stays true until it commits. Plans whose request id is already in `processed` are
 skipped (``INSERT … ON CONFLICT DO NOTHING RETURNING``); what the processor decided for the rest
-goes as one bulk ``unnest`` upsert per table.
+goes as one bulk ``unnest`` upsert per table (one row per user, device, event name, ... per
+batch), and the events as one binary ``COPY`` (no conflict to handle: `processed` already
+decided; the rows in plan order, so `seq` follows the queue's order).
 
 The monthly partitions of `events` a batch needs are created before its transaction
 (`trackd.store.postgres_schema.ensure_partitions`); the reads are in `postgres_reads`. The SQL
@@ -124,7 +126,9 @@ class PostgresBatch:
 
     async def write(self, changes: Changes) -> None:
         conn = self._conn
-        await _bulk(conn, _INSERT_EVENTS, _event_rows(changes.plans))
+        events = list(_event_rows(changes.plans))
+        if events:
+            await conn.copy_records_to_table("events", records=events, columns=_EVENT_COLUMNS)
         await _bulk(conn, _INSERT_IDENTIFIERS, changes.identifiers)
         await _write_profiles(conn, changes.profiles)
         await _write_rollup(conn, changes.rollup)
@@ -206,10 +210,8 @@ async def _bulk(conn: asyncpg.Connection, sql: str, rows: Iterable[tuple[Any, ..
         await conn.execute(sql, *columns)
 
 
-_INSERT_EVENTS = (
-    "INSERT INTO events (event_id, workspace, customer_id, action, event_time, doc) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::json[])"
-)
+#: The columns the batch's one ``COPY events`` fills (`seq` is the identity's).
+_EVENT_COLUMNS = ("event_id", "workspace", "customer_id", "action", "event_time", "doc")
 _INSERT_IDENTIFIERS = (
     "INSERT INTO user_identifiers SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
     "$4::text[]) ON CONFLICT DO NOTHING"

@@ -27,6 +27,7 @@ PARTITION_LOCK = 0x74726B70
 #: Months of these years get their own partition; any other time goes to `events_default`.
 PARTITIONED_YEARS = range(2000, 2100)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_MS = 86_400_000
 _BOOKKEEPING = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -74,7 +75,9 @@ def _ms(t: datetime) -> int:
 async def ensure_partitions(conn: asyncpg.Connection, known: set[str], plans: list[Plan]) -> None:
     """Create the monthly partitions `plans` need; `known` remembers those seen to exist."""
     plans = [part for p in plans for part in (p.parts or [p])]  # Bulk Import: its parts'
-    wanted = {partition_of(e.current_time) for p in plans for e in p.events}
+    # months are whole UTC days: one `partition_of` per distinct day, not one per event
+    days = {e.current_time // DAY_MS for p in plans for e in p.events}
+    wanted = {partition_of(day * DAY_MS) for day in days}
     # A merge stores its own events at the receive time of the plan that made it
     # (`trackd.processor.merge`): a Merge Users plan, or an Identity Resolution plan that ties.
     wanted.update(partition_of(p.received_at) for p in plans if p.merges or p.identifiers)
