@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from trackd.store import views
 from trackd.store.base import FROM_END, EventQuery
 from trackd.store.postgres_deletes import scheduled_at
 from trackd.store.postgres_merge import aliases_of, live_id
@@ -57,6 +58,16 @@ async def events(
             "SELECT max(seq) FROM events WHERE workspace = $1", q.workspace_id
         )
         return [], newest or 0
+    return event_page(await _event_rows(conn, q), q)
+
+
+async def event_lines(conn: asyncpg.Connection, q: EventQuery) -> tuple[bytes, int | None]:
+    """A page of `events` as NDJSON (`trackd.store.views.event_lines`)."""
+    return views.event_lines(await _event_rows(conn, q), q)
+
+
+async def _event_rows(conn: asyncpg.Connection, q: EventQuery) -> list[asyncpg.Record]:
+    """Up to `q.limit + 1` rows of (seq, customer_id, doc) of the events `q` matches."""
     if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
         live = await live_id(conn, q.workspace_id, q.customer_id)
         q = msgspec.structs.replace(q, customer_id=live)
@@ -74,13 +85,13 @@ async def events(
             args.append(value)
             where.append(clause.format(len(args)))
     order = "ASC" if q.after_seq is not None else "DESC"
-    rows = await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
         f"ORDER BY seq {order} LIMIT ${len(args) + 1}",
         *args,
         q.limit + 1,
     )
-    return event_page(rows, q)
+    return rows
 
 
 async def schema(conn: asyncpg.Connection, ws: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from trackd.store.records import (
 )
 from trackd.store.sqlite_merge import DEVICE_CONFLICT
 from trackd.store.sqlite_schema import migrate
+from trackd.store.views import line_pages
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -209,6 +210,15 @@ class SQLiteEventStore:
 
     async def events(self, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
         return await self._read(lambda conn: reads.events(conn, query))
+
+    def event_lines(self, query: EventQuery) -> AsyncIterator[bytes]:
+        """Each page is read and encoded on the store's thread, one `_read` each (a batch may
+        commit between two pages), the next while the caller writes this one."""
+
+        async def page(q: EventQuery) -> tuple[bytes, int | None]:
+            return await self._read(lambda conn: reads.event_lines(conn, q))
+
+        return line_pages(page, query)
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
         return await self._read(lambda conn: reads.schema(conn, workspace_id))

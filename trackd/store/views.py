@@ -6,11 +6,14 @@ so SQLite and PostgreSQL answer with the same shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
+from trackd.errors import ConfigError
 from trackd.models import EventRecord
 from trackd.store.base import EventQuery
 from trackd.wire.times import iso
@@ -44,6 +47,84 @@ def event_page(
             for seq, customer_id, doc in page
         ], cursor
     return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
+
+
+# -- NDJSON lines (`EventStore.event_lines`): the bytes `event_page`'s events encode to, built
+# without decoding the attributes. Most of an export's time went to decoding each stored
+# document, building its view dict and encoding it again (BENCHMARKS.md, "Reads at scale").
+
+#: A stored event as one NDJSON line shows it: `EventRecord`'s fields in its order (the order
+#: `event_view` keeps), then `customer_id`, which `event_view` adds last. The attributes are
+#: the stored JSON text as it is (`msgspec.Raw`: encoding copies the bytes; the stored text is
+#: msgspec's own encoding, which is what decoding and encoding it again gives); the three times
+#: are decoded as epoch ms, then replaced by their `iso()` text. Made from `EventRecord`, so a
+#: field added there is exported too; tests/contracts/test_event_store_lines.py holds the lines
+#: to `event_view`'s, byte for byte.
+_TIMES = ("user_time", "current_time", "received_at")
+_Line = msgspec.defstruct(
+    "_Line",
+    [
+        (
+            f.name,
+            msgspec.Raw if f.name == "attributes" else int | str if f.name in _TIMES else f.type,
+            f.default,
+        )
+        for f in msgspec.structs.fields(EventRecord)
+    ]
+    + [("customer_id", str, "")],
+    gc=False,  # no cycles: a page's lines are freed without the collector
+)
+_decode_line = msgspec.json.Decoder(_Line).decode
+_encode_lines = msgspec.json.Encoder().encode_lines
+
+
+def event_lines(rows: Sequence[Sequence[Any]], q: EventQuery) -> tuple[bytes, int | None]:
+    """`event_page` as NDJSON: the bytes ``encode_lines`` makes of its events (each line ends
+    in "\\n"), byte for byte, and the same cursor; `q.with_seq` is not shown."""
+    page = rows[: q.limit]
+    cursor = page[-1][0] if len(rows) > q.limit else None
+    lines = []
+    for _, customer_id, doc in page:
+        line: Any = _decode_line(doc)
+        line.user_time = iso(line.user_time)
+        line.current_time = iso(line.current_time)
+        line.received_at = iso(line.received_at)
+        line.customer_id = customer_id
+        lines.append(line)
+    return _encode_lines(lines), cursor
+
+
+def check_lines_query(q: EventQuery) -> None:
+    """`event_lines` pages newest first: a query that asks otherwise is a caller's mistake."""
+    if q.after_seq is not None or q.with_seq:
+        raise ConfigError("event lines page newest first: after_seq and with_seq are not theirs")
+
+
+async def line_pages(
+    read: Callable[[EventQuery], Awaitable[tuple[bytes, int | None]]], q: EventQuery
+) -> AsyncIterator[bytes]:
+    """The pages `read` makes of `q`, then of each cursor it returns, until it returns None;
+    the next page is read while the caller handles this one. Empty pages are not yielded."""
+    check_lines_query(q)
+
+    def next_page(cursor: int | None) -> asyncio.Future[tuple[bytes, int | None]]:
+        return asyncio.ensure_future(read(msgspec.structs.replace(q, before_seq=cursor)))
+
+    pending = next_page(q.before_seq)
+    try:
+        while True:
+            lines, cursor = await pending
+            if cursor is not None:
+                pending = next_page(cursor)
+            if lines:
+                yield lines
+            if cursor is None:
+                return
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 def user_view(
