@@ -213,6 +213,7 @@ async def test_a_query_that_is_not_newest_first_is_refused(store: EventStore) ->
     for query in (
         EventQuery(workspace_id="WS1", after_seq=0),
         EventQuery(workspace_id="WS1", with_seq=True),
+        EventQuery(workspace_id="WS1", limit=0),
     ):
         with pytest.raises(ConfigError):
             await line_pages(store, query)

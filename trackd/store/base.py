@@ -194,14 +194,15 @@ class EventStore(Protocol):
       position of the last one returned (None when there is none); a `customer_id` that is an
       alias filters on the profile it names; with `after_seq == FROM_END`,
       no events and the position of the newest one (0 when none), where a follower starts.
-    - `event_lines` yields what `events` pages of the same query show, as NDJSON: each page
-      (up to `query.limit` events, newest first, from `query.before_seq` on, until the last)
-      is byte for byte what ``msgspec.json.Encoder().encode_lines`` makes of that page of
-      `events`, so each event is one line ending in "\\n" (JSON text has no raw newline:
-      count them to count events). No empty page is yielded. The store may read the next
-      page while the caller handles this one; a batch may commit between two pages (events
-      it adds come after the cursor, so the export does not see them). A query with
-      `after_seq` or `with_seq` raises `ConfigError`. `trackd events export` writes these.
+    - `event_lines` yields what `events` pages of the same query show, as NDJSON (what
+      `trackd events export` writes): each page (up to `query.limit` events, newest first,
+      from `query.before_seq` on, until the last) is byte for byte what
+      ``msgspec.json.Encoder().encode_lines`` makes of that page of `events`, so each event
+      is one line ending in "\\n" (JSON text has no raw newline: count them to count
+      events). No empty page is yielded. The store may read the next page while the caller
+      handles this one; a batch may commit between two pages (events it adds come after the
+      cursor, so the pages do not show them). A query with `after_seq`, `with_seq` or a
+      `limit` under 1 raises `ConfigError`.
     - `schema`, `issues`, `counts` return what the read API shows for one workspace;
       `add_counts` adds to named per-workspace counters (`{(workspace, name): n}`).
     - `aclose` releases the engine. Idempotent. A store that is not open raises `StoreError`.

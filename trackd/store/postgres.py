@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -186,14 +186,13 @@ class PostgresStore:
             return await reads.events(conn, query)
 
     def event_lines(self, query: EventQuery) -> AsyncIterator[bytes]:
-        """A pooled connection per page, as `events` takes: the next page is fetched on another
-        while the caller writes this one."""
+        """A pooled connection per page, as `events` takes."""
 
-        async def page(q: EventQuery) -> tuple[bytes, int | None]:
+        async def rows(q: EventQuery) -> Sequence[Sequence[Any]]:
             async with self._connection() as conn:
-                return await reads.event_lines(conn, q)
+                return await reads.event_rows(conn, q)
 
-        return line_pages(page, query)
+        return line_pages(rows, query)
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
         async with self._connection() as conn:

@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from trackd.store import views
 from trackd.store.base import FROM_END, EventQuery
 from trackd.store.postgres_deletes import scheduled_at
 from trackd.store.postgres_merge import aliases_of, live_id
@@ -58,15 +57,10 @@ async def events(
             "SELECT max(seq) FROM events WHERE workspace = $1", q.workspace_id
         )
         return [], newest or 0
-    return event_page(await _event_rows(conn, q), q)
+    return event_page(await event_rows(conn, q), q)
 
 
-async def event_lines(conn: asyncpg.Connection, q: EventQuery) -> tuple[bytes, int | None]:
-    """A page of `events` as NDJSON (`trackd.store.views.event_lines`)."""
-    return views.event_lines(await _event_rows(conn, q), q)
-
-
-async def _event_rows(conn: asyncpg.Connection, q: EventQuery) -> list[asyncpg.Record]:
+async def event_rows(conn: asyncpg.Connection, q: EventQuery) -> list[asyncpg.Record]:
     """Up to `q.limit + 1` rows of (seq, customer_id, doc) of the events `q` matches."""
     if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
         live = await live_id(conn, q.workspace_id, q.customer_id)

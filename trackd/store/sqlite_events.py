@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -212,13 +212,12 @@ class SQLiteEventStore:
         return await self._read(lambda conn: reads.events(conn, query))
 
     def event_lines(self, query: EventQuery) -> AsyncIterator[bytes]:
-        """Each page is read and encoded on the store's thread, one `_read` each (a batch may
-        commit between two pages), the next while the caller writes this one."""
+        """Each page's rows are one `_read` (a batch may commit between two pages)."""
 
-        async def page(q: EventQuery) -> tuple[bytes, int | None]:
-            return await self._read(lambda conn: reads.event_lines(conn, q))
+        async def rows(q: EventQuery) -> Sequence[Sequence[Any]]:
+            return await self._read(lambda conn: reads.event_rows(conn, q))
 
-        return line_pages(page, query)
+        return line_pages(rows, query)
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
         return await self._read(lambda conn: reads.schema(conn, workspace_id))

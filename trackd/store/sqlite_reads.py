@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from trackd.store import views
 from trackd.store.base import FROM_END, EventQuery
 from trackd.store.sqlite_deletes import scheduled_at
 from trackd.store.sqlite_merge import aliases_of, live_id
@@ -49,15 +48,10 @@ def events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]
     if q.after_seq == FROM_END:
         row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
         return [], row.fetchone()[0] or 0
-    return event_page(_event_rows(conn, q), q)
+    return event_page(event_rows(conn, q), q)
 
 
-def event_lines(conn: sqlite3.Connection, q: EventQuery) -> tuple[bytes, int | None]:
-    """A page of `events` as NDJSON (`trackd.store.views.event_lines`)."""
-    return views.event_lines(_event_rows(conn, q), q)
-
-
-def _event_rows(conn: sqlite3.Connection, q: EventQuery) -> list[Any]:
+def event_rows(conn: sqlite3.Connection, q: EventQuery) -> list[Any]:
     """Up to `q.limit + 1` rows of (seq, customer_id, doc) of the events `q` matches."""
     if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
         q = msgspec.structs.replace(q, customer_id=live_id(conn, q.workspace_id, q.customer_id))

@@ -78,47 +78,48 @@ _decode_line = msgspec.json.Decoder(_Line).decode
 _encode_lines = msgspec.json.Encoder().encode_lines
 
 
-def event_lines(rows: Sequence[Sequence[Any]], q: EventQuery) -> tuple[bytes, int | None]:
-    """`event_page` as NDJSON: the bytes ``encode_lines`` makes of its events (each line ends
-    in "\\n"), byte for byte, and the same cursor; `q.with_seq` is not shown."""
-    page = rows[: q.limit]
-    cursor = page[-1][0] if len(rows) > q.limit else None
+def event_lines(rows: Sequence[Sequence[Any]], q: EventQuery) -> bytes:
+    """The events of `event_page` as NDJSON: the bytes ``encode_lines`` makes of them (each
+    line ends in "\\n"), byte for byte; `q.with_seq` is not shown."""
     lines = []
-    for _, customer_id, doc in page:
+    times: dict[int, str] = {}  # a request's events share their times: each formatted once
+    seen = times.get
+    for _, customer_id, doc in rows[: q.limit]:
         line: Any = _decode_line(doc)
-        line.user_time = iso(line.user_time)
-        line.current_time = iso(line.current_time)
-        line.received_at = iso(line.received_at)
+        t = line.user_time
+        line.user_time = seen(t) or times.setdefault(t, iso(t))
+        t = line.current_time
+        line.current_time = seen(t) or times.setdefault(t, iso(t))
+        t = line.received_at
+        line.received_at = seen(t) or times.setdefault(t, iso(t))
         line.customer_id = customer_id
         lines.append(line)
-    return _encode_lines(lines), cursor
-
-
-def check_lines_query(q: EventQuery) -> None:
-    """`event_lines` pages newest first: a query that asks otherwise is a caller's mistake."""
-    if q.after_seq is not None or q.with_seq:
-        raise ConfigError("event lines page newest first: after_seq and with_seq are not theirs")
+    return _encode_lines(lines)
 
 
 async def line_pages(
-    read: Callable[[EventQuery], Awaitable[tuple[bytes, int | None]]], q: EventQuery
+    read: Callable[[EventQuery], Awaitable[Sequence[Sequence[Any]]]], q: EventQuery
 ) -> AsyncIterator[bytes]:
-    """The pages `read` makes of `q`, then of each cursor it returns, until it returns None;
-    the next page is read while the caller handles this one. Empty pages are not yielded."""
-    check_lines_query(q)
+    """`EventStore.event_lines` from `read`, the adapter's up to `q.limit + 1` rows of (seq,
+    customer_id, doc) for a query, newest first (`event_page`'s rows). The next page's rows are
+    asked for before this page's lines are made: PostgreSQL's server (SQLite's thread, as far as
+    the GIL lets it) reads them meanwhile. Empty pages are not yielded."""
+    if q.after_seq is not None or q.with_seq or q.limit < 1:
+        raise ConfigError("event lines page newest first, by at least one event")
 
-    def next_page(cursor: int | None) -> asyncio.Future[tuple[bytes, int | None]]:
+    def next_rows(cursor: int | None) -> asyncio.Future[Sequence[Sequence[Any]]]:
         return asyncio.ensure_future(read(msgspec.structs.replace(q, before_seq=cursor)))
 
-    pending = next_page(q.before_seq)
+    pending = next_rows(q.before_seq)
     try:
         while True:
-            lines, cursor = await pending
-            if cursor is not None:
-                pending = next_page(cursor)
-            if lines:
-                yield lines
-            if cursor is None:
+            rows = await pending
+            more = len(rows) > q.limit
+            if more:
+                pending = next_rows(rows[q.limit - 1][0])
+            if rows:
+                yield event_lines(rows, q)
+            if not more:
                 return
     finally:
         if not pending.done():
