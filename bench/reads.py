@@ -4,6 +4,8 @@
     .venv/bin/python bench/reads.py --events 20000 --users 2000 --samples 20   # CI's smoke
     .venv/bin/python bench/reads.py --store postgresql://127.0.0.1:5432/test?schema=bench_reads
     .venv/bin/python bench/reads.py --json out.json
+    .venv/bin/python bench/reads.py --events 1000000 --users 100000 --only export \
+        --baseline /path/to/other/checkout --rounds 5 --in-process   # export, before vs after
 
 The fill goes through trackd's own processor code (`trackd.processor.plan` and `apply`, the
 same transaction per batch the worker runs), `--actions` events per envelope, one customer per
@@ -18,8 +20,12 @@ connection, `--samples` requests of each read, with ids and names drawn at rando
 - `events_by_name_range`: `GET .../events?action=A&since=S&until=U` (a 1-day range)
 - `schema`, `stats`: `GET .../schema`, `GET .../stats`
 
-and `trackd events export` writes every event to NDJSON (events/s). Last, the bytes on disk per
-event (SQLite: the database file after a checkpoint; PostgreSQL: the tables with their indexes).
+and `trackd events export` writes every event to NDJSON (events/s); with `--baseline`, another
+checkout's export too, on the same store, alternately with this one's, and whether the two wrote
+the same bytes; with `--in-process`, the NDJSON export in this process, the read API's view of
+each page encoded (the export before `EventStore.event_lines`) against `event_lines`. Last, the
+bytes on disk per event (SQLite: the database file after a checkpoint; PostgreSQL: the tables
+with their indexes).
 Exit status 0 when the store held exactly what was put and every read answered 200.
 Targets (issue 14): p99 under 20 ms for profile, events by customer and stats, under 100 ms for
 schema; export at least 200,000 events/s. Index use is checked by tests/store/test_query_plans.py.
