@@ -10,7 +10,8 @@ The body is bench/track.lua's (the same names, attributes, platforms and time fo
 built here with a fixed seed so every run decodes the same bytes. Steps:
 
 - ``typed_decode``: msgspec's typed decode of the body (`trackd.wire.event._decode_typed`);
-- ``times``: row 25 over its actions (`check_times`: the ISO and epoch parsing);
+- ``times``: row 25 over its actions as the typed path checks them (`_typed_times`: epochs
+  msgspec already bounded, ISO text parsed or remembered);
 - ``decode_event``: the whole typed path (the two above, plus normalising each action);
 - ``envelope``: the envelope built from the result and encoded (`Envelope.encode`, once, as
   the queue's `put` does).
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `trackd` from
 import msgspec
 
 from trackd.models import Envelope, Kind, Workspace
-from trackd.wire.event import _decode_typed, check_times, decode_event
+from trackd.wire.event import _decode_typed, _typed_times, decode_event
 
 ACTIONS = ["Viewed Product", "Added To Cart", "Purchased", "Searched", "Opened App"]
 CATEGORIES = ["Shoes", "Accessories", "Electronics", "Books", "Grocery", "Toys"]
@@ -91,10 +92,7 @@ def steps(actions: int) -> dict[str, Callable[[], object]]:
     assert validated is not None and len(validated.actions) == actions, "not the typed path"
 
     def times() -> object:
-        return [
-            check_times(a.user_time, a.current_time, a.user_timezone_offset)
-            for a in decoded.actions
-        ]
+        return [_typed_times(a) for a in decoded.actions]
 
     def envelope() -> object:
         return Envelope(

@@ -4,6 +4,8 @@
     .venv/bin/python bench/reads.py --events 20000 --users 2000 --samples 20   # CI's smoke
     .venv/bin/python bench/reads.py --store postgresql://127.0.0.1:5432/test?schema=bench_reads
     .venv/bin/python bench/reads.py --json out.json
+    .venv/bin/python bench/reads.py --events 1000000 --users 100000 --only export \
+        --baseline /path/to/other/checkout --rounds 5 --in-process   # export, before vs after
 
 The fill goes through trackd's own processor code (`trackd.processor.plan` and `apply`, the
 same transaction per batch the worker runs), `--actions` events per envelope, one customer per
@@ -18,8 +20,12 @@ connection, `--samples` requests of each read, with ids and names drawn at rando
 - `events_by_name_range`: `GET .../events?action=A&since=S&until=U` (a 1-day range)
 - `schema`, `stats`: `GET .../schema`, `GET .../stats`
 
-and `trackd events export` writes every event to NDJSON (events/s). Last, the bytes on disk per
-event (SQLite: the database file after a checkpoint; PostgreSQL: the tables with their indexes).
+and `trackd events export` writes every event to NDJSON (events/s); with `--baseline`, another
+checkout's export too, on the same store, alternately with this one's, and whether the two wrote
+the same bytes; with `--in-process`, the NDJSON export in this process, the read API's view of
+each page encoded (the export before `EventStore.event_lines`) against `event_lines`. Last, the
+bytes on disk per event (SQLite: the database file after a checkpoint; PostgreSQL: the tables
+with their indexes).
 Exit status 0 when the store held exactly what was put and every read answered 200.
 Targets (issue 14): p99 under 20 ms for profile, events by customer and stats, under 100 ms for
 schema; export at least 200,000 events/s. Index use is checked by tests/store/test_query_plans.py.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import http.client
 import json
 import os
@@ -51,6 +58,7 @@ from trackd.processor.apply import apply
 from trackd.processor.plan import plan
 from trackd.store import open_event_store, open_workspace_store
 
+ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = Workspace(id="READS", name="reads", key_hash=None, rate_limit=10**9)
 TOKEN = "bench-reads-admin-token"
 DAY_MS = 86_400_000
@@ -205,14 +213,100 @@ def read_paths(
     }
 
 
-def export_rate(data_dir: Path, store: str, expected: int) -> float:
+def export_command(data_dir: Path, store: str) -> list[str]:
     command = [sys.executable, "-m", "trackd", "events", "export", WORKSPACE.id]
-    command += ["--format", "ndjson", "--out", os.devnull, "--data-dir", str(data_dir)]
-    if store:
-        command += ["--store", store]
+    command += ["--format", "ndjson", "--data-dir", str(data_dir)]
+    return command + (["--store", store] if store else [])
+
+
+def export_rate(data_dir: Path, store: str, expected: int, code: Path = ROOT) -> float:
+    """Events/s of `trackd events export` (the package at `code`) into /dev/null."""
+    env = {**os.environ, "PYTHONPATH": str(code)}  # and `code` the cwd: `-m` puts it first
+    command = [*export_command(data_dir, store), "--out", os.devnull]
     began = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env, cwd=code)
     return expected / (time.perf_counter() - began)
+
+
+def export_digest(data_dir: Path, store: str, code: Path) -> str:
+    """SHA-256 of what `trackd events export` (the package at `code`) writes (untimed)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    digest = hashlib.sha256()
+    with subprocess.Popen(
+        export_command(data_dir, store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=code,
+    ) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            digest.update(chunk)
+    if proc.returncode != 0:
+        raise RuntimeError(f"export with {code} failed: {proc.returncode}")
+    return digest.hexdigest()
+
+
+def compare_exports(
+    data_dir: Path, store: str, expected: int, baseline: Path, rounds: int
+) -> dict[str, Any]:
+    """This checkout's export and `baseline`'s (another checkout of trackd) on the same store,
+    alternately `rounds` times each (so both see the same machine), and whether they wrote
+    the same bytes."""
+    rates: dict[str, list[float]] = {"baseline": [], "this": []}
+    for _ in range(rounds):
+        rates["baseline"].append(export_rate(data_dir, store, expected, baseline))
+        rates["this"].append(export_rate(data_dir, store, expected))
+    return {
+        "baseline": str(baseline),
+        "rounds": rounds,
+        "baseline_events_per_s": [round(r) for r in rates["baseline"]],
+        "this_events_per_s": [round(r) for r in rates["this"]],
+        "identical_output": export_digest(data_dir, store, baseline)
+        == export_digest(data_dir, store, ROOT),
+    }
+
+
+class _Null:
+    """A binary sink that counts what it is given."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.bytes += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+async def in_process(url: str, expected: int, rounds: int) -> dict[str, list[int]]:
+    """Events/s in this process, into a null sink, alternately: the read API's view of each
+    page encoded (`trackd.cli.export.pages` + ``encode_lines``, the NDJSON export before
+    `EventStore.event_lines`) and `trackd.cli.export.export` (which writes `event_lines`)."""
+    import msgspec
+
+    from trackd.cli.export import export, pages
+
+    encode_lines = msgspec.json.Encoder().encode_lines
+    store = open_event_store(url)
+    await store.open()
+    rates: dict[str, list[int]] = {"view": [], "lines": []}
+    try:
+        for _ in range(rounds):
+            sink, began = _Null(), time.perf_counter()
+            async for page in pages(store, WORKSPACE.id, None, None):
+                sink.write(encode_lines(page))
+            rates["view"].append(round(expected / (time.perf_counter() - began)))
+            began = time.perf_counter()
+            count = await export(store, WORKSPACE.id, _Null(), "ndjson")  # type: ignore[arg-type]
+            rates["lines"].append(round(expected / (time.perf_counter() - began)))
+            if count != expected:
+                raise RuntimeError(f"exported {count} events of {expected}")
+    finally:
+        await store.aclose()
+    return rates
 
 
 def stored(data_dir: Path, store: str) -> tuple[int, int]:
@@ -253,6 +347,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default="", help="a PostgreSQL URL (default: SQLite)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--only", choices=("export",), help="export: time the export alone (no HTTP reads)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of trackd (its root): its export is timed on the same store, "
+        "alternately with this one's, and their outputs compared",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="exports of each, with --baseline or --in-process"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="also time the NDJSON export in this process: the encoded view vs event_lines",
+    )
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="trackd-reads-"))
     url = args.store or f"sqlite:///{data_dir / 'trackd.db'}"
@@ -263,11 +374,6 @@ def main(argv: list[str] | None = None) -> int:
             fill(url, args.events, args.users, args.names, args.actions, args.seed)
         )
         count, size = stored(data_dir, args.store)
-        proc, server = start(data_dir, args.store)
-        reads = timed_reads(
-            server,
-            read_paths(args.events, args.users, args.names, args.actions, args.samples, args.seed),
-        )
         result: dict[str, Any] = {
             "store": "postgresql" if args.store else "sqlite",
             "events": count,
@@ -275,9 +381,25 @@ def main(argv: list[str] | None = None) -> int:
             "names": args.names,
             "fill_events_per_s": round(args.events / fill_s),
             "bytes_per_event": round(size / max(1, count)),
-            "reads": reads,
-            "export_events_per_s": round(export_rate(data_dir, args.store, count)),
         }
+        if args.only != "export":
+            proc, server = start(data_dir, args.store)
+            paths = read_paths(
+                args.events, args.users, args.names, args.actions, args.samples, args.seed
+            )
+            result["reads"] = timed_reads(server, paths)
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc = None
+        result["export_events_per_s"] = round(export_rate(data_dir, args.store, count))
+        if args.baseline is not None:
+            result["export_compared"] = compare_exports(
+                data_dir, args.store, count, args.baseline.resolve(), args.rounds
+            )
+        if args.in_process:
+            result["export_in_process_events_per_s"] = asyncio.run(
+                in_process(url, count, args.rounds)
+            )
     finally:
         if proc is not None:
             proc.terminate()

@@ -117,6 +117,44 @@ def test_attributes_needing_a_closer_look_give_the_generic_answer(
     assert isinstance(generic(body, PLAIN, None), Validated)
 
 
+MS_THRESHOLD = 10**11  # epochs at or above are milliseconds (track-event.md §3)
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+EPOCHS = [-1, 0, 1, MS_THRESHOLD - 1, MS_THRESHOLD, 1_712_567_380_123, MAX_MS, MAX_MS + 1, 2**64]
+
+
+@pytest.mark.parametrize("field", ["user_time", "current_time"])
+@pytest.mark.parametrize("epoch", EPOCHS)
+def test_epochs_at_the_edges_of_row_25_give_the_generic_answer(field: str, epoch: int) -> None:
+    """The typed decode bounds epochs itself and only turns seconds into milliseconds: in
+    range it takes the fast path and agrees; out of range it leaves the answer (400) to the
+    generic path."""
+    body = msgspec.json.encode(
+        {"type": "event", "customer_id": "c1", "actions": [{"action": "a", field: epoch}]}
+    )
+    fast = typed(body, PLAIN, None)
+    in_range = 0 <= epoch <= MAX_MS
+    assert (fast is not None) == in_range
+    assert fast is None or fast == generic(body, PLAIN, None)
+    assert isinstance(generic(body, PLAIN, None), Validated) == in_range
+
+
+@pytest.mark.parametrize("offset", [-54_001, -54_000, 0, 19_800, 54_000, 54_001, 19_800.0])
+def test_offsets_at_the_edges_give_the_generic_answer(offset: float) -> None:
+    body = msgspec.json.encode(
+        {
+            "type": "event",
+            "customer_id": "c1",
+            "actions": [
+                {"action": "a", "user_time": 1_712_567_380, "user_timezone_offset": offset}
+            ],
+        }
+    )
+    fast = typed(body, PLAIN, None)
+    assert fast is None or fast == generic(body, PLAIN, None)
+    assert (fast is not None) == (type(offset) is int and abs(offset) <= 54_000)
+    assert isinstance(generic(body, PLAIN, None), Validated) == (abs(offset) <= 54_000)
+
+
 # -- the property: whatever the body, the fast path never disagrees -----------------------------
 
 scalars = st.one_of(

@@ -1,7 +1,9 @@
 """`trackd events export`: events streamed out of the store page by page.
 
 Memory stays constant whatever the number of events: one page (`PAGE` events) is held at a time
-and written before the next is read. Attributes are JSON text in CSV and Parquet.
+and written before the next is read. NDJSON comes from the store already encoded
+(`EventStore.event_lines`: the same bytes as encoding the read API's view of each event, without
+building it); CSV and Parquet are built from that view, attributes as JSON text.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ COLUMNS = (
 )  # fmt: skip
 _encoder = msgspec.json.Encoder()
 _encode = _encoder.encode
-_encode_lines = _encoder.encode_lines  # NDJSON: one line per event, each ending in "\n"
 
 
 async def pages(
@@ -73,11 +74,9 @@ async def export(
 ) -> int:
     """Write the workspace's events to `out`; returns how many were written (`progress` is
     told the count after each page)."""
-    writers: dict[str, Callable[[IO[bytes]], _Writer]] = {
-        "ndjson": _NDJSON,
-        "csv": _CSV,
-        "parquet": _Parquet,
-    }
+    writers: dict[str, Callable[[IO[bytes]], _Writer]] = {"csv": _CSV, "parquet": _Parquet}
+    if fmt == "ndjson":
+        return await _ndjson(store, workspace_id, out, since, until, progress)
     if fmt not in writers:
         raise ConfigError(f"unknown export format {fmt!r}: use ndjson, csv or parquet")
     writer = writers[fmt](out)
@@ -91,6 +90,25 @@ async def export(
     return count
 
 
+async def _ndjson(
+    store: EventStore,
+    workspace_id: str,
+    out: IO[bytes],
+    since: int | None,
+    until: int | None,
+    progress: Callable[[int], None] | None,
+) -> int:
+    query = EventQuery(workspace_id=workspace_id, since=since, until=until, limit=PAGE)
+    count = 0
+    async for lines in store.event_lines(query):
+        out.write(lines)
+        count += lines.count(b"\n")  # one an event: JSON text holds no raw newline
+        if progress is not None:
+            progress(count)
+    out.flush()
+    return count
+
+
 class _Writer:
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
@@ -100,11 +118,6 @@ class _Writer:
 
     def close(self) -> None:
         self.out.flush()
-
-
-class _NDJSON(_Writer):
-    def write(self, page: list[dict[str, Any]]) -> None:
-        self.out.write(_encode_lines(page))
 
 
 class _CSV(_Writer):

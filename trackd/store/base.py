@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -193,6 +194,15 @@ class EventStore(Protocol):
       position of the last one returned (None when there is none); a `customer_id` that is an
       alias filters on the profile it names; with `after_seq == FROM_END`,
       no events and the position of the newest one (0 when none), where a follower starts.
+    - `event_lines` yields what `events` pages of the same query show, as NDJSON (what
+      `trackd events export` writes): each page (up to `query.limit` events, newest first,
+      from `query.before_seq` on, until the last) is byte for byte what
+      ``msgspec.json.Encoder().encode_lines`` makes of that page of `events`, so each event
+      is one line ending in "\\n" (JSON text has no raw newline: count them to count
+      events). No empty page is yielded. The store may read the next page while the caller
+      handles this one; a batch may commit between two pages (events it adds come after the
+      cursor, so the pages do not show them). A query with `after_seq`, `with_seq` or a
+      `limit` under 1 raises `ConfigError`.
     - `schema`, `issues`, `counts` return what the read API shows for one workspace;
       `add_counts` adds to named per-workspace counters (`{(workspace, name): n}`).
     - `aclose` releases the engine. Idempotent. A store that is not open raises `StoreError`.
@@ -205,6 +215,8 @@ class EventStore(Protocol):
     async def user(self, workspace_id: str, customer_id: str) -> dict[str, Any] | None: ...
 
     async def events(self, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]: ...
+
+    def event_lines(self, query: EventQuery) -> AsyncIterator[bytes]: ...
 
     async def schema(self, workspace_id: str) -> dict[str, Any]: ...
 

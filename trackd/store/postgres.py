@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,6 +31,7 @@ from trackd.store import postgres_events as ev
 from trackd.store import postgres_reads as reads
 from trackd.store.base import EventQuery
 from trackd.store.postgres_schema import migrate
+from trackd.store.views import line_pages
 
 _decode = msgspec.json.Decoder(Workspace).decode
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -183,6 +184,15 @@ class PostgresStore:
     async def events(self, query: EventQuery) -> tuple[builtins.list[dict[str, Any]], int | None]:
         async with self._connection() as conn:
             return await reads.events(conn, query)
+
+    def event_lines(self, query: EventQuery) -> AsyncIterator[bytes]:
+        """A pooled connection per page, as `events` takes."""
+
+        async def rows(q: EventQuery) -> Sequence[Sequence[Any]]:
+            async with self._connection() as conn:
+                return await reads.event_rows(conn, q)
+
+        return line_pages(rows, query)
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
         async with self._connection() as conn:

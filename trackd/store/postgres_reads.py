@@ -57,6 +57,11 @@ async def events(
             "SELECT max(seq) FROM events WHERE workspace = $1", q.workspace_id
         )
         return [], newest or 0
+    return event_page(await event_rows(conn, q), q)
+
+
+async def event_rows(conn: asyncpg.Connection, q: EventQuery) -> list[asyncpg.Record]:
+    """Up to `q.limit + 1` rows of (seq, customer_id, doc) of the events `q` matches."""
     if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
         live = await live_id(conn, q.workspace_id, q.customer_id)
         q = msgspec.structs.replace(q, customer_id=live)
@@ -74,13 +79,13 @@ async def events(
             args.append(value)
             where.append(clause.format(len(args)))
     order = "ASC" if q.after_seq is not None else "DESC"
-    rows = await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
         f"ORDER BY seq {order} LIMIT ${len(args) + 1}",
         *args,
         q.limit + 1,
     )
-    return event_page(rows, q)
+    return rows
 
 
 async def schema(conn: asyncpg.Connection, ws: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +42,7 @@ from trackd.store.records import (
 )
 from trackd.store.sqlite_merge import DEVICE_CONFLICT
 from trackd.store.sqlite_schema import migrate
+from trackd.store.views import line_pages
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -209,6 +210,14 @@ class SQLiteEventStore:
 
     async def events(self, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
         return await self._read(lambda conn: reads.events(conn, query))
+
+    def event_lines(self, query: EventQuery) -> AsyncIterator[bytes]:
+        """Each page's rows are one `_read` (a batch may commit between two pages)."""
+
+        async def rows(q: EventQuery) -> Sequence[Sequence[Any]]:
+            return await self._read(lambda conn: reads.event_rows(conn, q))
+
+        return line_pages(rows, query)
 
     async def schema(self, workspace_id: str) -> dict[str, Any]:
         return await self._read(lambda conn: reads.schema(conn, workspace_id))

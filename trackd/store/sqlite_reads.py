@@ -48,6 +48,11 @@ def events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]
     if q.after_seq == FROM_END:
         row = conn.execute("SELECT max(seq) FROM events WHERE workspace = ?", (q.workspace_id,))
         return [], row.fetchone()[0] or 0
+    return event_page(event_rows(conn, q), q)
+
+
+def event_rows(conn: sqlite3.Connection, q: EventQuery) -> list[Any]:
+    """Up to `q.limit + 1` rows of (seq, customer_id, doc) of the events `q` matches."""
     if q.customer_id is not None:  # a merged user's id: the events of the profile it went into
         q = msgspec.structs.replace(q, customer_id=live_id(conn, q.workspace_id, q.customer_id))
     where, args = ["workspace = ?"], [q.workspace_id]
@@ -63,12 +68,11 @@ def events(conn: sqlite3.Connection, q: EventQuery) -> tuple[list[dict[str, Any]
             where.append(clause)
             args.append(value)  # type: ignore[arg-type]
     order = "ASC" if q.after_seq is not None else "DESC"
-    rows = conn.execute(
+    return conn.execute(
         f"SELECT seq, customer_id, doc FROM events WHERE {' AND '.join(where)} "
         f"ORDER BY seq {order} LIMIT ?",
         (*args, q.limit + 1),
     ).fetchall()
-    return event_page(rows, q)
 
 
 def schema(conn: sqlite3.Connection, ws: str) -> dict[str, Any]:

@@ -6,11 +6,14 @@ so SQLite and PostgreSQL answer with the same shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
+from trackd.errors import ConfigError
 from trackd.models import EventRecord
 from trackd.store.base import EventQuery
 from trackd.wire.times import iso
@@ -44,6 +47,85 @@ def event_page(
             for seq, customer_id, doc in page
         ], cursor
     return [event_view(_decode_event(doc), customer_id) for _, customer_id, doc in page], cursor
+
+
+# -- NDJSON lines (`EventStore.event_lines`): the bytes `event_page`'s events encode to, built
+# without decoding the attributes. Most of an export's time went to decoding each stored
+# document, building its view dict and encoding it again (BENCHMARKS.md, "Reads at scale").
+
+#: A stored event as one NDJSON line shows it: `EventRecord`'s fields in its order (the order
+#: `event_view` keeps), then `customer_id`, which `event_view` adds last. The attributes are
+#: the stored JSON text as it is (`msgspec.Raw`: encoding copies the bytes; the stored text is
+#: msgspec's own encoding, which is what decoding and encoding it again gives); the three times
+#: are decoded as epoch ms, then replaced by their `iso()` text. Made from `EventRecord`, so a
+#: field added there is exported too; tests/contracts/test_event_store_lines.py holds the lines
+#: to `event_view`'s, byte for byte.
+_TIMES = ("user_time", "current_time", "received_at")
+_Line = msgspec.defstruct(
+    "_Line",
+    [
+        (
+            f.name,
+            msgspec.Raw if f.name == "attributes" else int | str if f.name in _TIMES else f.type,
+            f.default,
+        )
+        for f in msgspec.structs.fields(EventRecord)
+    ]
+    + [("customer_id", str, "")],
+    gc=False,  # no cycles: a page's lines are freed without the collector
+)
+_decode_line = msgspec.json.Decoder(_Line).decode
+_encode_lines = msgspec.json.Encoder().encode_lines
+
+
+def event_lines(rows: Sequence[Sequence[Any]], q: EventQuery) -> bytes:
+    """The events of `event_page` as NDJSON: the bytes ``encode_lines`` makes of them (each
+    line ends in "\\n"), byte for byte; `q.with_seq` is not shown."""
+    lines = []
+    times: dict[int, str] = {}  # a request's events share their times: each formatted once
+    seen = times.get
+    for _, customer_id, doc in rows[: q.limit]:
+        line: Any = _decode_line(doc)
+        t = line.user_time
+        line.user_time = seen(t) or times.setdefault(t, iso(t))
+        t = line.current_time
+        line.current_time = seen(t) or times.setdefault(t, iso(t))
+        t = line.received_at
+        line.received_at = seen(t) or times.setdefault(t, iso(t))
+        line.customer_id = customer_id
+        lines.append(line)
+    return _encode_lines(lines)
+
+
+async def line_pages(
+    read: Callable[[EventQuery], Awaitable[Sequence[Sequence[Any]]]], q: EventQuery
+) -> AsyncIterator[bytes]:
+    """`EventStore.event_lines` from `read`, the adapter's up to `q.limit + 1` rows of (seq,
+    customer_id, doc) for a query, newest first (`event_page`'s rows). The next page's rows are
+    asked for before this page's lines are made: PostgreSQL's server (SQLite's thread, as far as
+    the GIL lets it) reads them meanwhile. Empty pages are not yielded."""
+    if q.after_seq is not None or q.with_seq or q.limit < 1:
+        raise ConfigError("event lines page newest first, by at least one event")
+
+    def next_rows(cursor: int | None) -> asyncio.Future[Sequence[Sequence[Any]]]:
+        return asyncio.ensure_future(read(msgspec.structs.replace(q, before_seq=cursor)))
+
+    pending = next_rows(q.before_seq)
+    try:
+        while True:
+            rows = await pending
+            more = len(rows) > q.limit
+            if more:
+                pending = next_rows(rows[q.limit - 1][0])
+            if rows:
+                yield event_lines(rows, q)
+            if not more:
+                return
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 def user_view(

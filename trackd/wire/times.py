@@ -37,6 +37,11 @@ def parse_time(value: object) -> int | None:
         return _from_epoch(float(value)) if isinstance(value, float) else _from_int(value)
     if not isinstance(value, str):
         return None
+    return parse_text(value)
+
+
+def parse_text(value: str) -> int | None:
+    """`parse_time` of a text (the typed decode's, already known to be one)."""
     try:  # a batch's events mostly share a few times: each text is parsed once
         return _TEXTS[value]
     except KeyError:
