@@ -312,7 +312,6 @@ class TrackEndpoint:
         # -- Delete User (data-api.md §4): the row's check against the store --
         if self.route.precheck is not None and self.events is not None:
             await self.route.precheck(self.events, self.queue, workspace, validated)
-        limit_key, limit = self.limit(workspace)
         # -- Get User (data-api.md §5): a synchronous row answers from the store --
         if self.route.respond is not None and self.events is not None:
             charges = self._charges(workspace, validated)
@@ -330,7 +329,7 @@ class TrackEndpoint:
             request.request_id = idempotent_request_id(workspace.id, key)
             fingerprint = self.fingerprint(request.body)
             if await self._replayed(request, fingerprint):  # the first response again
-                decision = await self.limiter.peek(limit_key, limit)
+                decision = await self.limiter.peek(*self.limit(workspace))
                 return self._success(request, validated, decision)
         charges = self._charges(workspace, validated)
         decision = await self._acquire(request, charges)  # row 26
