@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import urllib.parse
 from typing import Any, Protocol
@@ -419,6 +420,17 @@ def _fast_app(app: Any, config: uvicorn.Config) -> FastApp | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _default_head_of(headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+def _default_head(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (`server`, `date`: a new list each second) as header lines,
+    framed once per list instead of once per answer."""
+    return _default_head_of(tuple(headers))
+
+
 class FastCycle(RequestResponseCycle):
     """One fast request in uvicorn's pipeline: `run_asgi` (what the pipeline starts) runs the
     endpoint's core on the collected body and writes its answer at once."""
@@ -494,10 +506,11 @@ class FastCycle(RequestResponseCycle):
         if self.disconnected:
             return
         status, headers, body = answer
-        content = [STATUS_LINE[status]]
-        for name, value in self.default_headers:
-            content += (name, b": ", value, b"\r\n")
-        content.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        content = [
+            STATUS_LINE[status],
+            _default_head(self.default_headers),
+            b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+        ]
         for name, value in headers:
             content += (name, b": ", value, b"\r\n")
         if not self.keep_alive:
