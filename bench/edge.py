@@ -203,9 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--queue", choices=("memory", "sqlite"), default="memory", help="the queue (memory)"
     )
-    parser.add_argument(
-        "--connections", type=int, default=1, help="requests in flight at once (1)"
-    )
+    parser.add_argument("--connections", type=int, default=1, help="requests in flight at once (1)")
     args = parser.parse_args(argv)
     import uvloop
 

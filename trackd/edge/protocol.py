@@ -458,7 +458,8 @@ class FastCycle(RequestResponseCycle):
             refusal = admission.refusal()
             await self._write(await endpoint.refuse("POST", path, query, headers, client, refusal))
             return
-        if endpoint.declared_too_large(first_headers(headers)):
+        by_name = first_headers(headers)
+        if endpoint.declared_too_large(by_name):
             too_large = contract.payload_too_large()
             await self._write(
                 await endpoint.refuse("POST", path, query, headers, client, too_large)
@@ -472,7 +473,8 @@ class FastCycle(RequestResponseCycle):
             )
             return
         try:
-            await self._write(await endpoint.respond("POST", path, query, headers, body, client))
+            answer = await endpoint.respond("POST", path, query, headers, body, client, by_name)
+            await self._write(answer)
         finally:
             admission.answered()
 

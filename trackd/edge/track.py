@@ -100,12 +100,13 @@ class Request:
         body: bytes,
         client: str | None,
         workspace_id: str | None,
+        by_name: dict[bytes, bytes] | None = None,
     ) -> None:
         self.method = method
         self.raw_path = raw_path
         self.query_string = query_string
         self.header_list = header_list
-        self.headers = first_headers(header_list)
+        self.headers = first_headers(header_list) if by_name is None else by_name
         self.query = parse_qs(query_string.decode("latin-1")) if query_string else {}
         self.client = client
         # A query route's workspace is its `app_id` ("" when absent: no workspace is named so).
@@ -203,11 +204,14 @@ class TrackEndpoint:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         client: str | None,
+        by_name: dict[bytes, bytes] | None = None,
     ) -> Answer:
         """The check table over one whole request: `path` as sent (percent-encoded, without
         the query), `headers` as received (names in lower case), its body as received (at most
-        `max_body` bytes, maybe gzip), `client` the peer's address. Never raises."""
-        request = Request(method, path, query, headers, body, client, self._workspace_of(path))
+        `max_body` bytes, maybe gzip), `client` the peer's address; `by_name`, if the
+        transport made it already, `first_headers(headers)`. Never raises."""
+        workspace_id = self._workspace_of(path)
+        request = Request(method, path, query, headers, body, client, workspace_id, by_name)
         try:
             status, answer_body, answer_headers = await self._handle(request)
         except ContractError as exc:

@@ -174,9 +174,7 @@ class SQLiteQueue:
                 return
             if batch:
                 try:
-                    results: list[bool] | Exception = self._write_batch(
-                        [item for item, _ in batch]
-                    )
+                    results: list[bool] | Exception = self._write_batch([item for item, _ in batch])
                 except Exception as exc:  # whatever it is, the writer lives on: no put hangs
                     results = exc
                 if not _to_loop(loop, self._answer, batch, results):
