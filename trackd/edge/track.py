@@ -156,6 +156,7 @@ class TrackEndpoint:
         self.route = route
         self.recorder = recorder
         self._path_workspace = route.workspace_from is WorkspaceFrom.PATH
+        self._header_workspace = route.workspace_from is WorkspaceFrom.HEADER
         # Rows 2-5 and 9-10 are pure functions of the header and of (key, stored hash): a
         # client sends the same Authorization on every request, so their answers are kept
         # (a bounded LRU; errors are raised again each time, never kept). The stored hash is
@@ -512,7 +513,7 @@ class TrackEndpoint:
         return self._workspace(username, password)
 
     def _credentials(self, request: Request) -> tuple[str, str]:
-        if self.route.workspace_from is WorkspaceFrom.HEADER:  # Test connection
+        if self._header_workspace:  # Test connection
             return self._header_credentials(request)
         username, password = self._parse_basic(request.headers.get(b"authorization"))  # 2-5
         app_id = request.param("app_id")
