@@ -508,7 +508,7 @@ class FullDiskQueue(SQLiteQueue):
         def lift() -> None:
             self._wconn.execute("PRAGMA max_page_count = 1073741823")
 
-        await asyncio.get_running_loop().run_in_executor(self._write_pool, lift)
+        await self._on_writer(lift)  # on the writer's thread, between its batches
 
 
 async def test_sqlite_put_the_disk_refuses_raises_and_keeps_nothing(db: Path) -> None:

@@ -153,3 +153,44 @@ async def test_admission_controls_refusal_is_the_same_on_both_roads(
     assert harness.app.counters.shed == 1
     assert fast_runs == (["/v1/event/WS1"] if fast else [])
     assert await harness.queued() == []
+
+
+async def test_an_idle_keep_alive_connection_closes_after_the_timeout_and_a_busy_one_does_not(
+    harness: Harness,
+) -> None:
+    """The keep-alive timeout is a deadline of the sweep (no timer per answer): a connection
+    idle past `timeout_keep_alive` (+ one sweep) is closed; one that sends its next request in
+    time is answered."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = Config(
+        harness.app,
+        client_limits=ClientLimits(),
+        http=TrackdHttpProtocol,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        for _ in range(3):  # each request within the timeout of the answer before it
+            writer.write(track(harness))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            await asyncio.sleep(0.5)
+        began = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+        waited = asyncio.get_running_loop().time() - began
+        assert 0.4 <= waited <= 1 + protocol.SWEEP_SECONDS + 0.5
+        writer.close()
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -74,26 +74,29 @@ class Bucket(enum.Enum):
 
     def key(self, workspace_id: str) -> str:
         # Events kept the bare workspace id as their key (existing limiter state stays valid).
-        return workspace_id if self is Bucket.EVENTS else f"{workspace_id}/{self.value}"
+        # (`_EVENTS`, a global: an enum's class attribute costs a slow look-up on every call)
+        return workspace_id if self is _EVENTS else f"{workspace_id}/{self.value}"
 
     def limit(self, workspace: Workspace) -> int:
-        if self is Bucket.MERGES:
-            return workspace.merge_rate_limit
-        # -- Track Device and Bulk Import --
-        if self is Bucket.DEVICES:
-            return workspace.device_rate_limit
-        if self is Bucket.BULK_USERS:
-            return workspace.bulk_user_rate_limit
-        if self is Bucket.BULK_EVENTS:
-            return workspace.bulk_event_rate_limit
-        # -- Delete User --
-        if self is Bucket.DELETES:
-            return workspace.delete_rate_limit
-        if self is Bucket.EXPORTS:
-            return workspace.export_rate_limit
-        if self is Bucket.ERASURES:
-            return workspace.erasure_rate_limit
-        return workspace.rate_limit if self is Bucket.EVENTS else workspace.user_rate_limit
+        # One dict look-up, not a chain of comparisons (issue 14: on every request).
+        return getattr(workspace, _LIMIT_FIELDS[self])  # type: ignore[no-any-return]
+
+
+_EVENTS = Bucket.EVENTS
+#: The `Workspace` field that holds each bucket's limit.
+_LIMIT_FIELDS = {
+    Bucket.EVENTS: "rate_limit",
+    Bucket.USERS: "user_rate_limit",
+    Bucket.MERGES: "merge_rate_limit",
+    # -- Track Device and Bulk Import --
+    Bucket.DEVICES: "device_rate_limit",
+    Bucket.BULK_USERS: "bulk_user_rate_limit",
+    Bucket.BULK_EVENTS: "bulk_event_rate_limit",
+    # -- Delete User --
+    Bucket.DELETES: "delete_rate_limit",
+    Bucket.EXPORTS: "export_rate_limit",
+    Bucket.ERASURES: "erasure_rate_limit",
+}
 
 
 #: A check against the store after the validator and before the rate limit (Delete User's
