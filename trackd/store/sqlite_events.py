@@ -141,8 +141,9 @@ class SQLiteEventStore:
                 raise
             if batch.begun:
                 await self._run(_commit)
-                if self._checkpointer is not None and self._conn is not None:
-                    self._checkpointer.after_commit(self._pool, self._conn)
+                pool, conn = self._pool, self._conn
+                if self._checkpointer is not None and pool is not None and conn is not None:
+                    self._checkpointer.after_commit(pool, conn)
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None:
         """Add to per-workspace counters (the edge's rejected requests, say)."""

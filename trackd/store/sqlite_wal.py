@@ -50,7 +50,7 @@ def wal_bytes(wal: Path) -> int:
             if len(header) < _WAL_HEADER_BYTES:
                 return 0
             _, _, page_size, _, *salts = _WAL_HEADER.unpack_from(header)
-            frame = _FRAME_HEADER + page_size
+            frame: int = _FRAME_HEADER + page_size
             low, high = 0, (os.fstat(f.fileno()).st_size - _WAL_HEADER_BYTES) // frame
             while low < high:  # frames before `low` are current, from `high` on they are not
                 middle = (low + high) // 2
