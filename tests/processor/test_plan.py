@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from trackd.models import Action, Envelope, EventRecord, IssueRecord, Plan, Warning
-from trackd.processor.plan import event_id, plan, value_type
+from trackd.processor.plan import DATE_MEMO, _dated, event_id, plan, value_type
 from trackd.wire.values import infer_type
 
 T = 1_700_000_000_000
@@ -292,3 +292,24 @@ def test_value_type_is_infer_type(value: Any) -> None:
 )
 def test_value_type_agrees_on_the_documented_cases(value: Any) -> None:
     assert value_type(value) == infer_type(value)
+
+
+@given(attributes=st.dictionaries(st.text(max_size=8), values, max_size=6))
+@example(attributes={"when": "2024-02-26T09:24:13Z", "again": "2024-02-26T09:24:13Z"})
+@example(attributes={"bad": "2024-02-30T00:00:00Z", "sku": "SKU-012345", "short": "2024-01"})
+def test_schema_observes_infer_type_of_every_attribute(attributes: dict[str, Any]) -> None:
+    planned = plan(env(act(0, "A", attributes=attributes)))
+    assert planned.schema == [("A", "", "event")] + [
+        ("A", name, infer_type(value)) for name, value in attributes.items()
+    ]
+
+
+def test_date_shaped_strings_are_remembered_within_a_bound() -> None:
+    _dated.cache_clear()
+    seen = [f"2026-12-03T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z" for n in range(9000)]
+    assert {value_type(v) for v in seen} == {"datetime"}
+    assert _dated.cache_info().currsize == DATE_MEMO < len(seen)
+    for value in ("2019-02-30", "2019-02-28", "2019-02-30"):  # remembered answers stay right
+        assert value_type(value) == infer_type(value)
+    assert value_type("2019-02-30") == "string"
+    assert _dated.cache_info().hits >= 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from itertools import chain
 
-from trackd.models import Plan
+from trackd.models import EventRecord, Plan
 from trackd.store.records import DeviceRollup, Rollup, UserRollup
 
 __all__ = ["DeviceRollup", "Rollup", "UserRollup", "rollup"]
@@ -19,15 +19,27 @@ __all__ = ["DeviceRollup", "Rollup", "UserRollup", "rollup"]
 def rollup(plans: list[Plan]) -> Rollup:
     """Plans must carry resolved customer ids; customer (Track User) plans add no events."""
     out = Rollup()
+    processed: dict[str, int] = {}
+    dropped: dict[str, int] = {}
     observed: dict[str, list[list[tuple[str, str, str]]]] = {}  # schemas, per workspace
     for plan in plans:
         ws = plan.workspace_id
-        out.count(ws, "processed_events", len(plan.events))
-        out.count(ws, "dropped_events", plan.dropped_events)
-        if plan.customer_id is None or not plan.events:
+        events = plan.events
+        if events:
+            processed[ws] = processed.get(ws, 0) + len(events)
+        if plan.dropped_events:
+            dropped[ws] = dropped.get(ws, 0) + plan.dropped_events
+        if plan.customer_id is None or not events:
             continue
         _events(out, plan, plan.customer_id)
-        observed.setdefault(ws, []).append(plan.schema)
+        schemas = observed.get(ws)
+        if schemas is None:
+            observed[ws] = [plan.schema]
+        else:
+            schemas.append(plan.schema)
+    for name, counts in (("processed_events", processed), ("dropped_events", dropped)):
+        for ws, n in counts.items():
+            out.count(ws, name, n)
     for ws, schemas in observed.items():  # counted in C, all of a workspace's at once
         for (action, attribute, type_), n in Counter(chain.from_iterable(schemas)).items():
             if attribute:
@@ -39,13 +51,14 @@ def _events(out: Rollup, plan: Plan, customer_id: str) -> None:
     ws = plan.workspace_id
     events = plan.events
     latest = events[0]
-    first = latest.current_time
+    first = last = latest.current_time
     names = out.event_names
     for event in events:
         at = event.current_time
-        if at > latest.current_time:  # the first of the latest, as max() by time picks
-            latest = event
-        first = min(first, at)
+        if at > last:  # the first of the latest, as max() by time picks
+            latest, last = event, at
+        elif at < first:
+            first = at
         name = names.get((ws, event.action))
         if name is None:
             names[(ws, event.action)] = [1, at, at]
@@ -55,21 +68,34 @@ def _events(out: Rollup, plan: Plan, customer_id: str) -> None:
                 name[1] = at
             if at > name[2]:
                 name[2] = at
-    last = latest.current_time
+    _user(out, plan, customer_id, (first, last, latest))
+
+
+def _user(out: Rollup, plan: Plan, customer_id: str, seen: tuple[int, int, EventRecord]) -> None:
+    """The user's and the device's rows: `seen` is (first, last, the first latest event)."""
+    ws = plan.workspace_id
+    first, last, latest = seen
     user = out.users.get((ws, customer_id))
     if user is None:
-        out.users[(ws, customer_id)] = UserRollup(first, last, len(events))
+        out.users[(ws, customer_id)] = UserRollup(first, last, len(plan.events))
     else:
-        user.first_seen = min(user.first_seen, first)
-        user.last_seen = max(user.last_seen, last)
-        user.event_count += len(events)
+        if first < user.first_seen:
+            user.first_seen = first
+        if last > user.last_seen:
+            user.last_seen = last
+        user.event_count += len(plan.events)
     key = (ws, customer_id, plan.device_id or customer_id)
     device = out.devices.get(key)
     if device is None:
-        device = out.devices[key] = DeviceRollup(first, 0)
+        if last >= 0:
+            device = DeviceRollup(first, last, latest.platform, latest.app_version, plan.client_ip)
+        else:  # a new device starts last seen at 0, as the rollup always did
+            device = DeviceRollup(first, 0)
+        out.devices[key] = device
     else:
-        device.first_seen = min(device.first_seen, first)
-    if last >= device.last_seen:
-        device.last_seen = last
-        device.platform, device.app_version = latest.platform, latest.app_version
-        device.last_ip = plan.client_ip
+        if first < device.first_seen:
+            device.first_seen = first
+        if last >= device.last_seen:
+            device.last_seen = last
+            device.platform, device.app_version = latest.platform, latest.app_version
+            device.last_ip = plan.client_ip

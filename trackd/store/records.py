@@ -46,14 +46,14 @@ class ProfileWrite(NamedTuple):
     profile: Profile
 
 
-@dataclass
+@dataclass(slots=True)
 class UserRollup:
     first_seen: int
     last_seen: int
     event_count: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceRollup:
     first_seen: int
     last_seen: int

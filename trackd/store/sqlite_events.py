@@ -15,7 +15,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +42,7 @@ from trackd.store.records import (
 )
 from trackd.store.sqlite_merge import DEVICE_CONFLICT
 from trackd.store.sqlite_schema import migrate
+from trackd.store.sqlite_wal import Checkpointer
 from trackd.store.views import line_pages
 
 T = TypeVar("T")
@@ -50,52 +51,6 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 CACHE_KIB = 65536  # the connection's page cache, at most
 CHUNK = 500  # bound parameters of one `IN (…)`, well under SQLite's limit
-#: WAL size past which the checkpointer copies it back into the database (issue 14).
-WAL_CHECKPOINT_BYTES = 16 << 20
-
-
-class _Checkpointer:
-    """Copies the WAL back into the database on a thread and a connection of its own, so a
-    batch's COMMIT only appends to the WAL and fsyncs it: with SQLite's automatic checkpoint
-    (every 1,000 pages, inside a COMMIT) a large batch also rewrote the database file and synced
-    it before its acknowledgement (bench/processor.py, 100-event envelopes: ~15% of the store's
-    time). PASSIVE never blocks the store's writes or reads; a checkpoint still running when the
-    next is due is not doubled."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._wal = Path(f"{path}-wal")
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="trackd-checkpoint")
-        self._conn: sqlite3.Connection | None = None
-        self._running: Future[None] | None = None
-
-    def after_commit(self) -> None:
-        if self._running is not None and not self._running.done():
-            return
-        try:
-            if self._wal.stat().st_size < WAL_CHECKPOINT_BYTES:
-                return
-        except FileNotFoundError:
-            return
-        self._running = self._pool.submit(self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        try:
-            if self._conn is None:
-                self._conn = sqlite3.connect(
-                    self._path, isolation_level=None, check_same_thread=False
-                )
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:  # the next commit tries again; SQLite checkpoints on close too
-            log.exception("checkpoint of %s failed", self._path)
-
-    def close(self) -> None:
-        if self._running is not None:
-            self._running.result()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._pool.shutdown(wait=True)
 
 
 class SQLiteEventStore:
@@ -104,7 +59,7 @@ class SQLiteEventStore:
         self._pool: ThreadPoolExecutor | None = None  # made by `open`, so a closed store reopens
         self._conn: sqlite3.Connection | None = None
         self._lock: asyncio.Lock | None = None  # held by an open batch, and by every other call
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -146,7 +101,7 @@ class SQLiteEventStore:
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             migrate(conn)
             if on_disk:
-                conn.execute("PRAGMA wal_autocheckpoint = 0")  # `_Checkpointer` does it
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # `Checkpointer` does it
             return conn
 
         on_disk = str(self._path) != ":memory:"
@@ -159,14 +114,12 @@ class SQLiteEventStore:
             raise StoreError(f"cannot open the event store at {self._path}: {exc}") from exc
         self._lock = asyncio.Lock()
         if on_disk and self._checkpointer is None:
-            self._checkpointer = _Checkpointer(self._path)
+            self._checkpointer = Checkpointer(self._path)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
         self._lock = None
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            await asyncio.get_running_loop().run_in_executor(None, checkpointer.close)
+        self._checkpointer = None  # a checkpoint queued runs before the close below
         if pool is None:
             return
         if self._conn is not None:
@@ -189,8 +142,9 @@ class SQLiteEventStore:
                 raise
             if batch.begun:
                 await self._run(_commit)
-                if self._checkpointer is not None:
-                    self._checkpointer.after_commit()
+                pool, conn = self._pool, self._conn
+                if self._checkpointer is not None and pool is not None and conn is not None:
+                    self._checkpointer.after_commit(pool, conn)
 
     async def add_counts(self, counts: dict[tuple[str, str], int]) -> None:
         """Add to per-workspace counters (the edge's rejected requests, say)."""
@@ -365,7 +319,28 @@ def _claim(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
     if conn.in_transaction:  # a batch cancelled before its COMMIT or ROLLBACK ran: not stored
         conn.execute("ROLLBACK")
     conn.execute("BEGIN IMMEDIATE")
-    ids = list({p.request_id for p in plans})
+    first: dict[str, Plan] = {}  # each request id's first plan, in order
+    for plan in plans:
+        first.setdefault(plan.request_id, plan)
+    # Usually none was stored before: then inserting them all is the whole claim, without a
+    # look-up first. If one was, the transaction starts again and the stored ones are looked up.
+    rows = [(r, p.workspace_id) for r, p in first.items()]
+    before = conn.total_changes
+    conn.executemany("INSERT OR IGNORE INTO processed VALUES (?, ?)", rows)
+    if conn.total_changes - before == len(rows):
+        return list(first.values())
+    conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+    seen = _processed(conn, list(first))
+    fresh = [p for r, p in first.items() if r not in seen]
+    conn.executemany(
+        "INSERT INTO processed VALUES (?, ?)", [(p.request_id, p.workspace_id) for p in fresh]
+    )
+    return fresh
+
+
+def _processed(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    """The request ids of `ids` stored before."""
     seen: set[str] = set()
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
@@ -376,15 +351,7 @@ def _claim(conn: sqlite3.Connection, plans: list[Plan]) -> list[Plan]:
                 f"SELECT request_id FROM processed WHERE request_id IN ({marks})", chunk
             )
         )
-    fresh = []
-    for plan in plans:
-        if plan.request_id not in seen:
-            seen.add(plan.request_id)
-            fresh.append(plan)
-    conn.executemany(
-        "INSERT INTO processed VALUES (?, ?)", [(p.request_id, p.workspace_id) for p in fresh]
-    )
-    return fresh
+    return seen
 
 
 def _owners(conn: sqlite3.Connection, keys: list[IdentifierKey]) -> dict[IdentifierKey, str]:
