@@ -15,7 +15,7 @@ from tests.factories import SEED_BODY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-ROUNDS = 50
+ROUNDS = 20  # each round runs the CLI: ~0.25 s
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["workers=1", "workers=2"])
