@@ -83,7 +83,7 @@ def targets(results: list[Result], soaked: Soak | None) -> list[str]:
         f"100-event events/s >= 2 x nginx req/s (trackd-2core): {events:.2f} x -> "
         f"{verdict(events >= 2)}",
         f"... with the processor keeping up (the lag drained within {DRAIN_S:g} s of the "
-        f"{burst.seconds:g} s burst): {burst.lag_at_end or 0:,} events lagging, {drained} -> "
+        f"{burst.seconds:.0f} s burst): {burst.lag_at_end or 0:,} events lagging, {drained} -> "
         f"{verdict(kept_up)}",
     ]
     if alone:  # not in a run with --no-edge-only (the smoke)
