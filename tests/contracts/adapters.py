@@ -34,7 +34,8 @@ from trackd.limiter.sqlite import SQLiteLimiter
 from trackd.queue.base import Queue
 from trackd.queue.memory import MemoryQueue
 from trackd.queue.sqlite import SQLiteQueue
-from trackd.store.base import WorkspaceStore
+from trackd.store import open_event_store
+from trackd.store.base import EventStore, WorkspaceStore
 from trackd.store.memory import MemoryWorkspaceStore
 from trackd.store.sqlite import SQLiteWorkspaceStore
 
@@ -48,6 +49,7 @@ class QueueFactory(Protocol):
 
 LimiterFactory = Callable[[Path, Clock], Limiter]
 StoreFactory = Callable[[Path], WorkspaceStore]
+EventStoreFactory = Callable[[Path], EventStore]
 
 
 def _memory_queue(tmp_path: Path, *, dedupe_seconds: float = 86400.0) -> Queue:
@@ -144,6 +146,17 @@ STORES = [
     pytest.param(lambda tmp_path: SQLiteWorkspaceStore(tmp_path / "store.db"), id="sqlite"),
     pytest.param(
         _postgres_store,
+        id="postgres",
+        marks=needs_service("postgresql", postgres_db.available),
+    ),
+]
+
+
+EVENT_STORES = [
+    pytest.param(lambda tmp_path: open_event_store("memory://"), id="memory"),
+    pytest.param(lambda tmp_path: open_event_store(f"sqlite:///{tmp_path}/events.db"), id="sqlite"),
+    pytest.param(
+        lambda tmp_path: open_event_store(postgres_db.store_url()),
         id="postgres",
         marks=needs_service("postgresql", postgres_db.available),
     ),

@@ -13,9 +13,11 @@ import pytest
 from tests.clock import Clock
 from tests.contracts import postgres_db
 from tests.contracts.adapters import (
+    EVENT_STORES,
     LIMITERS,
     QUEUES,
     STORES,
+    EventStoreFactory,
     LimiterFactory,
     QueueFactory,
     StoreFactory,
@@ -24,7 +26,7 @@ from tests.contracts.adapters import (
 from tests.services import nats_available
 from trackd.limiter.base import Limiter
 from trackd.queue.base import Queue
-from trackd.store.base import WorkspaceStore
+from trackd.store.base import EventStore, WorkspaceStore
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,3 +81,13 @@ async def workspace_store(
     await store.open()
     yield store
     await store.aclose()
+
+
+@pytest.fixture(params=EVENT_STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+    """Each event store adapter, open (a module's own `store` fixture takes precedence)."""
+    factory: EventStoreFactory = request.param
+    s = factory(tmp_path)
+    await s.open()
+    yield s
+    await s.aclose()

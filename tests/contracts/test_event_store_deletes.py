@@ -8,7 +8,7 @@ Plans are built as the processor builds them (`plan` from an `Envelope`) and app
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,25 +36,6 @@ pytestmark = pytest.mark.anyio
 
 T = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
 RECEIVED = T + 60_000
-
-EVENT_STORES = [
-    pytest.param(lambda tmp_path: open_event_store("memory://"), id="memory"),
-    pytest.param(lambda tmp_path: open_event_store(f"sqlite:///{tmp_path}/events.db"), id="sqlite"),
-    pytest.param(
-        lambda tmp_path: open_event_store(postgres_db.store_url()),
-        id="postgres",
-        marks=needs_service("postgresql", postgres_db.available),
-    ),
-]
-
-
-@pytest.fixture(params=EVENT_STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
-    factory: Callable[[Path], EventStore] = request.param
-    s = factory(tmp_path)
-    await s.open()
-    yield s
-    await s.aclose()
 
 
 def act(index: int, name: str, at: int) -> Action:

@@ -7,18 +7,13 @@ Plans are built as the processor builds them (`plan` from an `Envelope`) and app
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.contracts import postgres_db
-from tests.services import needs_service
 from trackd.models import Action, Device, Envelope, Kind, MergePair, Plan, Warning
 from trackd.processor.apply import apply
 from trackd.processor.plan import plan
-from trackd.store import open_event_store
 from trackd.store.base import EventQuery, EventStore
 from trackd.store.records import DeviceWrite, StoredDevice
 
@@ -26,16 +21,6 @@ pytestmark = pytest.mark.anyio
 
 T = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
 RECEIVED = T + 60_000  # 2023-11-14T22:14:20.000Z
-
-EVENT_STORES = [
-    pytest.param(lambda tmp_path: open_event_store("memory://"), id="memory"),
-    pytest.param(lambda tmp_path: open_event_store(f"sqlite:///{tmp_path}/events.db"), id="sqlite"),
-    pytest.param(
-        lambda tmp_path: open_event_store(postgres_db.store_url()),
-        id="postgres",
-        marks=needs_service("postgresql", postgres_db.available),
-    ),
-]
 
 
 def act(index: int, name: str, at: int) -> Action:
@@ -54,15 +39,6 @@ def event(request_id: str, customer_id: str, *times: int) -> Plan:
             client_ip="198.51.100.7", event_count=len(times),
         )
     )  # fmt: skip
-
-
-@pytest.fixture(params=EVENT_STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
-    factory: Callable[[Path], EventStore] = request.param
-    s = factory(tmp_path)
-    await s.open()
-    yield s
-    await s.aclose()
 
 
 def device_envelope(

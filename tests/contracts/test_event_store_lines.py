@@ -11,21 +11,16 @@ and of a user marked for delete."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from tests.contracts import postgres_db
-from tests.services import needs_service
 from trackd.cli.export import export
 from trackd.errors import ConfigError
 from trackd.models import Action, Envelope, Kind, MergePair, Plan, UserDelete
 from trackd.processor.apply import apply
 from trackd.processor.plan import plan
-from trackd.store import open_event_store
 from trackd.store.base import EventQuery, EventStore
 
 pytestmark = pytest.mark.anyio
@@ -35,25 +30,6 @@ RECEIVED = T + 60_123  # 2023-11-14T22:14:20.123Z
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 LEAP = 1_709_251_199_999  # 2024-02-29T23:59:59.999Z
 _encode_lines = msgspec.json.Encoder().encode_lines
-
-EVENT_STORES = [
-    pytest.param(lambda tmp_path: open_event_store("memory://"), id="memory"),
-    pytest.param(lambda tmp_path: open_event_store(f"sqlite:///{tmp_path}/events.db"), id="sqlite"),
-    pytest.param(
-        lambda tmp_path: open_event_store(postgres_db.store_url()),
-        id="postgres",
-        marks=needs_service("postgresql", postgres_db.available),
-    ),
-]
-
-
-@pytest.fixture(params=EVENT_STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
-    factory: Callable[[Path], EventStore] = request.param
-    s = factory(tmp_path)
-    await s.open()
-    yield s
-    await s.aclose()
 
 
 #: Attribute documents the lines copy as stored: each must come out as decoding and encoding
