@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,32 @@ def test_a_database_in_the_working_directory_leaves_the_directory_as_it_was(
     connect(":memory:").close()
     assert mode(tmp_path) == 0o755
     assert mode(tmp_path / "relative.db") == 0o600
+
+
+def test_connections_opening_a_new_file_at_once_all_get_it_in_wal_mode(tmp_path: Path) -> None:
+    """Turning a new file to WAL from several connections at once deadlocks on the lock upgrade,
+    and SQLite answers one of them `database is locked` without waiting (a limiter opened by two
+    processes at once failed so); `connect` waits it out."""
+    rounds, openers = 100, 4
+    barrier = threading.Barrier(openers)
+    errors: list[BaseException] = []
+    modes: list[str] = []
+
+    def open_each_file() -> None:
+        for n in range(rounds):
+            barrier.wait()
+            try:
+                conn = connect(tmp_path / f"{n}.db", "OFF")
+            except sqlite3.Error as exc:
+                errors.append(exc)
+                continue
+            modes.append(conn.execute("PRAGMA journal_mode").fetchone()[0])
+            conn.close()
+
+    threads = [threading.Thread(target=open_each_file) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert modes == ["wal"] * rounds * openers

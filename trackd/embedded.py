@@ -17,11 +17,13 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_SECONDS = 30
+WAL_RETRY_SECONDS = 0.005
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 #: The files SQLite keeps beside a WAL-mode database.
@@ -38,13 +40,30 @@ def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
     )
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal(conn)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     if on_disk:
         for suffix in SIDE_FILES:
             with contextlib.suppress(FileNotFoundError):  # SQLite removes them as it likes
                 _tighten(Path(f"{path}{suffix}"), FILE_MODE)
     return conn
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, waiting out the other processes opening it.
+
+    Two connections turning a new file to WAL at once can deadlock on the lock upgrade, and
+    SQLite answers one of them ``SQLITE_BUSY`` at once rather than calling its busy handler
+    (the ``timeout`` above); so the busy answer is retried here, for as long as that timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(WAL_RETRY_SECONDS)
 
 
 def private_dir(path: Path) -> None:

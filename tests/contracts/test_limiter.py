@@ -187,18 +187,23 @@ def test_sqlite_two_processes_sharing_the_file_never_admit_more_than_the_limit(
         )
         for _ in range(2)
     ]
-    for child in children:
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
     counts = []
-    for child in children:
-        assert child.stdout is not None and child.stdin is not None
-        counts.append(int(child.stdout.read()))
-        child.stdin.close()
-        assert child.wait(timeout=90) == 0
-        child.stdout.close()
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            assert child.stdout is not None and child.stdin is not None
+            counts.append(int(child.stdout.read()))
+            child.stdin.close()
+            assert child.wait(timeout=90) == 0
+    finally:  # a failure here must not leave pipes for a later test's garbage collection
+        for child in children:
+            child.kill()
+            with child:  # closes its pipes and reaps it
+                pass
     assert sum(counts) == 500
