@@ -34,13 +34,20 @@ wrk ran; summed RSS counts shared pages once per process, PSS divides them."""
 
 
 def table(results: list[Result]) -> str:
+    """A row per result; the ratio columns are against nginx's row of the same body, blank in a
+    partial run (`--only`) that left nginx out."""
     lines = [HEADER, "-" * len(HEADER)]
     for r in results:
-        ceiling = next(x for x in results if x.server == "nginx" and x.body == r.body)
+        ceiling = next((x.rps for x in results if x.server == "nginx" and x.body == r.body), 0)
+        ratios = (
+            f"{r.rps / ceiling:>13.3f}{r.eps / ceiling:>12.3f}"
+            if ceiling
+            else f"{'-':>13}{'-':>12}"
+        )
         lines.append(
             f"{r.body:<11}{r.server:<16}{r.rps:>10,.0f}{r.eps:>12,.0f}{r.p50_ms:>9.2f}"
-            f"{r.p99_ms:>9.2f}{r.non_2xx:>9}{r.socket_errors:>9}{r.rps / ceiling.rps:>13.3f}"
-            f"{r.eps / ceiling.rps:>12.3f}{r.server_cpu:>8.0f}%{r.wrk_cpu:>8.0f}%"
+            f"{r.p99_ms:>9.2f}{r.non_2xx:>9}{r.socket_errors:>9}{ratios}"
+            f"{r.server_cpu:>8.0f}%{r.wrk_cpu:>8.0f}%"
             f"{r.server_core:>6.0f}%{r.client_core:>6.0f}%{r.interference:>6.0f}%"
             f"{r.rss_max_mb or 0:>8.1f}{r.pss_max_mb or 0:>8.1f}"
         )
