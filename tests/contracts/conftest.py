@@ -1,6 +1,6 @@
 """Fixtures that run every adapter of a protocol through one suite (the adapters, one
 `pytest.param` each, are listed in tests/contracts/adapters.py), and the session's clean-up of
-what the service adapters left on the shared services."""
+the NATS streams the queue adapters left on the shared server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.clock import Clock
-from tests.contracts import postgres_db
 from tests.contracts.adapters import (
     EVENT_STORES,
     LIMITERS,
@@ -34,12 +33,6 @@ def _clean_nats_streams() -> Iterator[None]:
     yield
     if nats_available():
         asyncio.run(delete_test_streams())
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _drop_postgres_database() -> Iterator[None]:
-    yield
-    postgres_db.drop_database()
 
 
 @pytest.fixture(params=QUEUES)
