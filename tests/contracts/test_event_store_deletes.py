@@ -8,9 +8,11 @@ Plans are built as the processor builds them (`plan` from an `Envelope`) and app
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.contracts import postgres_db
@@ -311,6 +313,17 @@ async def test_an_erasure_removes_the_recorded_requests_naming_its_users(
             ("r1", "bob"),
             ("r3", None),
         ]
+        # an edge's buffer still held one of ada's requests: it is flushed after the erasure
+        late, after = entries[0], int(time.time() * 1000) + 3_600_000
+        await log.append(
+            [
+                msgspec.structs.replace(late, request_id="late"),
+                msgspec.structs.replace(late, request_id="new", at=after),  # a later request
+            ],
+            keep=1000,
+        )
+        rows, _ = await log.requests(RequestQuery(workspace_id="WS1", limit=100))
+        assert sorted(r["request_id"] for r in rows) == ["new", "r1", "r3"]
     finally:
         await log.aclose()
         await store.aclose()

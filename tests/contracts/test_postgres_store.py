@@ -39,6 +39,7 @@ MIGRATIONS = [
     "0005_deletes.sql",  # Delete User (wt-delete)
     "0006_request_log.sql",  # issue 13: the request log
     "0007_events_by_action_time.sql",
+    "0008_request_log_erased.sql",  # an erasure's marks beside the request log
 ]
 
 

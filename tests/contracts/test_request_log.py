@@ -3,6 +3,9 @@ and PostgreSQL (the event store's part of the live stream is in test_event_store
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from tests.services import needs_service
 from trackd.models import RequestEntry, RequestError, Warning
 from trackd.store import open_request_log
 from trackd.store.base import MINUTES_KEPT_MS, RequestLog, RequestQuery
+from trackd.store.request_log import ERASED_KEPT_MS
 
 pytestmark = pytest.mark.anyio
 
@@ -167,6 +171,56 @@ async def test_erase_removes_a_customers_entries_in_one_workspace(log: RequestLo
     rows, _ = await log.requests(RequestQuery(workspace_id="WS2"))
     assert len(rows) == 1
     assert await log.erase("WS1", []) == 0
+
+
+async def test_an_entry_recorded_before_an_erasure_and_appended_after_it_is_not_kept(
+    log: RequestLog,
+) -> None:
+    """An edge flushes what it recorded up to half a second later: an entry of an erased user
+    recorded before the erasure must not survive it; a request after the erasure is new."""
+    assert await log.erase("WS1", ["gone"]) == 0
+    later = int(time.time() * 1000) + 3_600_000
+    await log.append(
+        [
+            entry(0, customer_id="gone"),  # recorded before the erasure, flushed after it
+            entry(1, customer_id="kept"),
+            entry(2, "WS2", customer_id="gone"),  # another workspace's user of the same id
+            entry(3, customer_id="gone", at=later, request_id="after"),
+            entry(4, customer_id=None),
+        ],
+        keep=100,
+    )
+    assert await ids(log) == ["r4", "after", "r1"]
+    rows, _ = await log.requests(RequestQuery(workspace_id="WS2"))
+    assert [r["request_id"] for r in rows] == ["r2"]
+
+
+async def test_an_erasure_mark_never_holds_the_customer_id(tmp_path: Path) -> None:
+    """What the request log keeps of an erased user is a SHA-256 of the id, for
+    `ERASED_KEPT_MS`, and forgotten after."""
+    log = open_request_log(f"sqlite:///{tmp_path}/t.db")
+    await log.open()
+    try:
+        await log.erase("WS1", ["ada@example.com"])
+    finally:
+        await log.aclose()
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        marks = conn.execute("SELECT workspace, mark, erased_at FROM request_log_erased").fetchall()
+        assert [(ws, bytes(mark)) for ws, mark, _ in marks] == [
+            ("WS1", hashlib.sha256(b"ada@example.com").digest())
+        ]
+        conn.execute(
+            "UPDATE request_log_erased SET erased_at = erased_at - ?", (ERASED_KEPT_MS + 1,)
+        )
+    log = open_request_log(f"sqlite:///{tmp_path}/t.db")
+    await log.open()
+    try:
+        await log.append([entry(0, customer_id="ada@example.com")], keep=100)
+        assert await ids(log) == ["r0"]  # the mark had expired, and went
+    finally:
+        await log.aclose()
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert conn.execute("SELECT count(*) FROM request_log_erased").fetchone() == (0,)
 
 
 async def test_minutes_add_up_and_old_ones_go(log: RequestLog) -> None:

@@ -115,7 +115,10 @@ def test_0008_rebuilds_events_without_the_unique_key_keeping_rows_and_positions(
     rows = [("e1", "ada"), ("e2", "bob"), ("e3", "cy")]
     conn.executemany(row + "VALUES (?, 'WS1', ?, 'Opened', 5, '{}')", rows)
     conn.execute("DELETE FROM events WHERE event_id = 'e3'")  # the counter stays at 3
-    assert migrate(conn) == ["0008_events_event_id_not_unique.sql"]
+    assert migrate(conn) == [
+        "0008_events_event_id_not_unique.sql",
+        "0009_request_log_erased.sql",
+    ]
     assert conn.execute("SELECT seq, event_id, customer_id FROM events").fetchall() == [
         (1, "e1", "ada"),
         (2, "e2", "bob"),

@@ -165,9 +165,10 @@ class Batch(Protocol):
 
     async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
         """Remove every request the request log (`RequestLog`, in the same database) recorded
-        naming one of these users, in this transaction. Entries still in an edge's buffer
-        (flushed within half a second) are not there yet: an erasure applied in that window
-        misses them (docs/api-compatibility.md)."""
+        naming one of these users, in this transaction, and mark them erased for
+        `trackd.store.request_log.ERASED_KEPT_MS` (a hash, never the id): an entry still in an
+        edge's buffer (flushed within half a second), recorded at or before the mark, is then
+        not kept when it arrives (docs/api-compatibility.md)."""
         ...
 
     async def record_erasure(self, record: dict[str, object]) -> None:
@@ -290,7 +291,9 @@ class RequestLog(Protocol):
       minutes older than `MINUTES_KEPT_MS` before the newest of each workspace it touched;
       `minutes` returns a workspace's counts from `since` (a minute start) on.
     - `erase` removes every entry of these customers in the workspace (GDPR erasure) and
-      returns how many it removed.
+      returns how many it removed; `append` keeps no entry of theirs recorded at or before the
+      erasure, for `trackd.store.request_log.ERASED_KEPT_MS` after it (the same holds after
+      `EventStore`'s `Batch.erase_recorded_requests` in the same database).
     - Every value is kept as given (PostgreSQL: U+0000 in `customer_id` becomes U+FFFD).
     - `aclose` releases the engine. Idempotent.
     """

@@ -6,11 +6,14 @@ workspace on another node."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import asyncpg
 
+from trackd.models import RequestEntry
 from trackd.store.records import UserKey
+from trackd.store.request_log import ERASED_KEPT_MS, entry_marks, erased_mark
 from trackd.store.views import ERASURE_ATTRIBUTES, ERASURE_COLUMNS, erasure_view
 
 
@@ -141,3 +144,46 @@ async def erasures(conn: asyncpg.Connection, ws: str) -> list[dict[str, object]]
         ws,
     )
     return [erasure_view(tuple(r)) for r in rows]
+
+
+async def erase_requests(
+    conn: asyncpg.Connection, workspace_id: str, customer_ids: list[str]
+) -> int:
+    """In the caller's transaction: remove the request log's entries of these customers in the
+    workspace, and mark them erased now, so that an entry an edge recorded before and flushes
+    after is not kept (the request log calls `request_marks` before it appends, then
+    `trackd.store.request_log.unerased`); returns how many entries went."""
+    now = int(time.time() * 1000)
+    status = await conn.execute(
+        "DELETE FROM request_log WHERE workspace = $1 AND customer_id = ANY($2::text[])",
+        workspace_id,
+        [c.replace("\x00", "\ufffd") for c in customer_ids],
+    )
+    await conn.execute(
+        "INSERT INTO request_log_erased SELECT $1, mark, $3 FROM unnest($2::bytea[]) AS mark "
+        "ON CONFLICT (mark, workspace) DO UPDATE SET "
+        "erased_at = greatest(request_log_erased.erased_at, excluded.erased_at)",
+        workspace_id,
+        sorted({erased_mark(c) for c in customer_ids}),
+        now,
+    )
+    await conn.execute("DELETE FROM request_log_erased WHERE erased_at < $1", now - ERASED_KEPT_MS)
+    return int(status.split()[-1])
+
+
+async def request_marks(
+    conn: asyncpg.Connection, entries: list[RequestEntry]
+) -> dict[tuple[str, bytes], int]:
+    """The live erasure marks of these entries' customers (none, nearly always), the expired
+    marks forgotten first."""
+    if await conn.fetchval("SELECT 1 FROM request_log_erased LIMIT 1") is None:
+        return {}
+    await conn.execute(
+        "DELETE FROM request_log_erased WHERE erased_at < $1",
+        int(time.time() * 1000) - ERASED_KEPT_MS,
+    )
+    rows = await conn.fetch(
+        "SELECT workspace, mark, erased_at FROM request_log_erased WHERE mark = ANY($1::bytea[])",
+        entry_marks(entries),
+    )
+    return {(ws, bytes(mark)): int(at) for ws, mark, at in rows}

@@ -182,13 +182,9 @@ class PostgresBatch:
 
     async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
         """The request log's rows (`trackd.store.postgres_requests`, the same schema) naming
-        these users, in this batch's transaction."""
+        these users, and its marks of them, in this batch's transaction."""
         if customer_ids:
-            await self._conn.execute(
-                "DELETE FROM request_log WHERE workspace = $1 AND customer_id = ANY($2::text[])",
-                workspace_id,
-                [c.replace("\x00", "\ufffd") for c in customer_ids],
-            )
+            await postgres_deletes.erase_requests(self._conn, workspace_id, customer_ids)
 
     async def record_erasure(self, record: dict[str, object]) -> None:
         await postgres_deletes.record_erasure(self._conn, record)

@@ -1,5 +1,5 @@
 """The request log (`trackd.store.request_log.RequestLog`) on PostgreSQL: a small pool of its
-own beside the store's, and the tables of migration 0006 (applied on `open` if missing)."""
+own beside the store's, and the tables of migrations 0006 and 0008 (applied on `open`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import asyncpg
 
 from trackd.errors import StoreError
 from trackd.models import RequestEntry
+from trackd.store import postgres_deletes
 from trackd.store.base import MINUTES_KEPT_MS, MinuteCounts, RequestQuery
 from trackd.store.postgres import parse_url
 from trackd.store.postgres_schema import migrate
-from trackd.store.request_log import entry_doc, request_page
+from trackd.store.request_log import entry_doc, request_page, unerased
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _TRIM = (
@@ -70,11 +71,19 @@ class PostgresRequestLog:
     async def append(self, entries: list[RequestEntry], keep: int) -> None:
         if not entries:
             return
-        rows = [
-            (e.workspace_id, e.at, e.status, _text(e.customer_id), entry_doc(e).decode(), e.body)
-            for e in entries
-        ]
         async with self._connection() as conn, conn.transaction():
+            entries = unerased(entries, await postgres_deletes.request_marks(conn, entries))
+            rows = [
+                (
+                    e.workspace_id,
+                    e.at,
+                    e.status,
+                    _text(e.customer_id),
+                    entry_doc(e).decode(),
+                    e.body,
+                )
+                for e in entries
+            ]
             await conn.executemany(
                 "INSERT INTO request_log (workspace, at, status, customer_id, doc, body) "
                 "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -141,10 +150,5 @@ class PostgresRequestLog:
     async def erase(self, workspace_id: str, customer_ids: list[str]) -> int:
         if not customer_ids:
             return 0
-        async with self._connection() as conn:
-            status = await conn.execute(
-                "DELETE FROM request_log WHERE workspace = $1 AND customer_id = ANY($2::text[])",
-                workspace_id,
-                [_text(c) for c in customer_ids],
-            )
-        return int(status.split()[-1])
+        async with self._connection() as conn, conn.transaction():
+            return await postgres_deletes.erase_requests(conn, workspace_id, customer_ids)

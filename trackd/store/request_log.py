@@ -4,6 +4,7 @@ in `trackd.store.base`), shared by the SQLite and PostgreSQL adapters (`sqlite_r
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,11 @@ import msgspec
 
 from trackd.models import RequestEntry
 from trackd.wire.times import iso
+
+#: How long an erasure's marks stay beside the request log, in ms (migration 0009 of SQLite,
+#: 0008 of PostgreSQL): an edge flushes what it recorded every half second, so an entry it
+#: recorded before the erasure reaches the log well within this.
+ERASED_KEPT_MS = 10 * 60_000
 
 _decode_entry = msgspec.json.Decoder(RequestEntry).decode
 _encode = msgspec.json.Encoder().encode
@@ -55,3 +61,31 @@ def request_page(
     page = rows[:limit]
     cursor = page[-1][0] if len(rows) > limit else None
     return [request_view(seq, doc, body) for seq, doc, body in page], cursor
+
+
+def erased_mark(customer_id: str) -> bytes:
+    """What the request log keeps of an erased customer id for `ERASED_KEPT_MS`: its SHA-256,
+    never the id. U+0000 counts as U+FFFD, as PostgreSQL stores it."""
+    text = customer_id.replace("\x00", "\ufffd")
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def entry_marks(entries: list[RequestEntry]) -> list[bytes]:
+    """The distinct marks an adapter looks up before it appends these entries."""
+    return sorted({erased_mark(e.customer_id) for e in entries if e.customer_id is not None})
+
+
+def unerased(
+    entries: list[RequestEntry], marks: dict[tuple[str, bytes], int]
+) -> list[RequestEntry]:
+    """The entries no erasure covers, from the marks ``(workspace, erased_mark) -> erased_at``:
+    an erasure covers its user's entries recorded at or before it (an edge's buffer still held
+    them), never a later request."""
+    if not marks:
+        return entries
+    return [
+        e
+        for e in entries
+        if e.customer_id is None
+        or marks.get((e.workspace_id, erased_mark(e.customer_id)), -1) < e.at
+    ]

@@ -5,8 +5,11 @@ thread; the batch's inside its transaction."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
+from trackd.models import RequestEntry
 from trackd.store.records import UserKey
+from trackd.store.request_log import ERASED_KEPT_MS, entry_marks, erased_mark
 from trackd.store.views import ERASURE_ATTRIBUTES, ERASURE_COLUMNS, erasure_view
 
 
@@ -74,6 +77,10 @@ def hard_delete(conn: sqlite3.Connection, users: list[UserKey]) -> int:
     return purged
 
 
+#: Customer ids per statement (SQLite allows 32,766 parameters).
+_CHUNK = 500
+
+
 # -- GDPR erasure (data-api.md §6) --
 
 
@@ -119,3 +126,50 @@ def erasures(conn: sqlite3.Connection, ws: str) -> list[dict[str, object]]:
         (ws,),
     ).fetchall()
     return [erasure_view(r) for r in rows]
+
+
+def erase_requests(conn: sqlite3.Connection, workspace_id: str, customer_ids: list[str]) -> int:
+    """In the caller's transaction: remove the request log's entries of these customers in the
+    workspace, and mark them erased now, so that an entry an edge recorded before and flushes
+    after is not kept (the request log calls `request_marks` before it appends, then
+    `trackd.store.request_log.unerased`); returns how many entries went."""
+    now = int(time.time() * 1000)
+    removed = 0
+    for start in range(0, len(customer_ids), _CHUNK):
+        chunk = customer_ids[start : start + _CHUNK]
+        params = ",".join("?" * len(chunk))
+        removed += conn.execute(
+            f"DELETE FROM request_log WHERE workspace = ? AND customer_id IN ({params})",
+            (workspace_id, *chunk),
+        ).rowcount
+    conn.executemany(
+        "INSERT INTO request_log_erased VALUES (?, ?, ?) ON CONFLICT (mark, workspace) "
+        "DO UPDATE SET erased_at = max(erased_at, excluded.erased_at)",
+        [(workspace_id, erased_mark(c), now) for c in customer_ids],
+    )
+    conn.execute("DELETE FROM request_log_erased WHERE erased_at < ?", (now - ERASED_KEPT_MS,))
+    return removed
+
+
+def request_marks(
+    conn: sqlite3.Connection, entries: list[RequestEntry]
+) -> dict[tuple[str, bytes], int]:
+    """The live erasure marks of these entries' customers (none, nearly always), the expired
+    marks forgotten first."""
+    if conn.execute("SELECT 1 FROM request_log_erased LIMIT 1").fetchone() is None:
+        return {}
+    conn.execute(
+        "DELETE FROM request_log_erased WHERE erased_at < ?",
+        (int(time.time() * 1000) - ERASED_KEPT_MS,),
+    )
+    found: dict[tuple[str, bytes], int] = {}
+    wanted = entry_marks(entries)
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        rows = conn.execute(
+            "SELECT workspace, mark, erased_at FROM request_log_erased "
+            f"WHERE mark IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        found.update(((ws, bytes(mark)), at) for ws, mark, at in rows)
+    return found

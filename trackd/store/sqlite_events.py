@@ -289,13 +289,10 @@ class SQLiteBatch:
 
     async def erase_recorded_requests(self, workspace_id: str, customer_ids: list[str]) -> None:
         """The request log's rows (`trackd.store.sqlite_requests`, the same database file)
-        naming these users, in this batch's transaction."""
-        rows = [(workspace_id, c) for c in customer_ids]
-        if rows:
+        naming these users, and its marks of them, in this batch's transaction."""
+        if customer_ids:
             await self._store._run(
-                lambda conn: conn.executemany(
-                    "DELETE FROM request_log WHERE workspace = ? AND customer_id = ?", rows
-                )
+                lambda conn: sqlite_deletes.erase_requests(conn, workspace_id, customer_ids)
             )
 
     async def record_erasure(self, record: dict[str, object]) -> None:

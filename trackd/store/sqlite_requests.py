@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from trackd.embedded import connect
 from trackd.errors import StoreError
 from trackd.models import RequestEntry
+from trackd.store import sqlite_deletes
 from trackd.store.base import MINUTES_KEPT_MS, MinuteCounts, RequestQuery
-from trackd.store.request_log import entry_doc, request_page
+from trackd.store.request_log import entry_doc, request_page, unerased
 from trackd.store.sqlite_schema import migrate
 
 T = TypeVar("T")
@@ -89,17 +90,9 @@ class SQLiteRequestLog:
 
     async def erase(self, workspace_id: str, customer_ids: list[str]) -> int:
         def erase(conn: sqlite3.Connection) -> int:
-            removed = 0
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(customer_ids), CHUNK):
-                    chunk = customer_ids[start : start + CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    removed += conn.execute(
-                        f"DELETE FROM request_log WHERE workspace = ? AND customer_id IN ({marks})",
-                        (workspace_id, *chunk),
-                    ).rowcount
-            return removed
+                return sqlite_deletes.erase_requests(conn, workspace_id, customer_ids)
 
         return await self._run(erase) if customer_ids else 0
 
@@ -107,6 +100,7 @@ class SQLiteRequestLog:
 def _append(conn: sqlite3.Connection, entries: list[RequestEntry], keep: int) -> None:
     with conn:
         conn.execute("BEGIN IMMEDIATE")
+        entries = unerased(entries, sqlite_deletes.request_marks(conn, entries))
         conn.executemany(
             "INSERT INTO request_log (workspace, at, status, customer_id, doc, body) "
             "VALUES (?, ?, ?, ?, ?, ?)",
