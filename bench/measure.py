@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from bench.model import (
     SERVER_CORE,
     SINGLE,
     WORKSPACE,
+    Commits,
     Options,
     Result,
 )
@@ -151,9 +153,21 @@ def attempt_once(opts: Options, name: str, body: str, rate: float | None, attemp
             result.lag_at_end, result.drain_s = drain(server, opts.drain_deadline)
         if server.data_dir is not None:  # trackd: SIGKILL, then look for every 200 on disk
             check_durable(server, server.data_dir, result, warm, files)
+    if rate and body == SINGLE and server.data_dir is not None and server.engines is None:
+        result.disk = disk(opts, rate)  # the floor under this row's p99, on the same core
     memory.record(result)
     result.attempts = attempt + 1
     return result
+
+
+def disk(opts: Options, rate: float) -> Commits:
+    """bench/disk.py on the server's core, in the scratch dir, for as long as the row ran."""
+    command = [sys.executable, str(BENCH / "disk.py"), "--rate", f"{rate:.0f}"]
+    command += ["--seconds", f"{opts.seconds:g}", "--dir", str(opts.scratch), "--json"]
+    done = subprocess.run(
+        pinned(SERVER_CORE, command, opts.pin), capture_output=True, text=True, check=True
+    )
+    return Commits(**json.loads(done.stdout))
 
 
 def check_durable(

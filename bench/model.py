@@ -15,6 +15,20 @@ SINGLE = "1 event"
 
 
 @dataclass
+class Commits:
+    """bench/disk.py: the disk's own commit latency at a rate, one SQLite row per commit."""
+
+    rate: float  # asked, commits per second
+    commits: int
+    rows: int  # read back after the loop: every commit's row is in the file
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    over_2ms: int
+
+
+@dataclass
 class Freshness:
     """The probe beside an open-loop row: one marked single-event request every ``interval_ms``
     (its own customer), then the read API polled every ``poll_ms`` until that event is listed."""
@@ -62,6 +76,7 @@ class Result:
     freshness: Freshness | None = None  # trackd@50% rows with a processor, single-event
     lag_at_end: int | None = None  # max-rate rows with a processor: lag_events when wrk stopped
     drain_s: float | None = None  # then the seconds until lag_events was 0 (None: not in time)
+    disk: Commits | None = None  # trackd@50% rows, single-event: bench/disk.py at the same rate
 
     @property
     def rps(self) -> float:

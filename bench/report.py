@@ -86,6 +86,7 @@ def targets(results: list[Result], soaked: Soak | None) -> list[str]:
         f"single-event p99 < 5 ms at half the max rate ({paced.server}): {paced.p99_ms:.2f} ms "
         f"at {paced.rps:,.0f} req/s ({100 * achieved:.0f}% of the {paced.target_rate:,.0f} asked)"
         f" -> {verdict(paced.p99_ms < 5 and achieved > 0.95)}",
+        *disk_floor(paced),
         f"zero non-2xx from trackd: {non_2xx} -> {verdict(non_2xx == 0)}",
         f"100-event events/s >= 2 x nginx req/s (trackd-2core): {events:.2f} x -> "
         f"{verdict(events >= 2)}",
@@ -102,6 +103,18 @@ def targets(results: list[Result], soaked: Soak | None) -> list[str]:
         )
     lines += memory_targets(trackd, soaked) + freshness_targets(results)
     return lines + scale_out_targets(results)
+
+
+def disk_floor(paced: Result) -> list[str]:
+    """What the disk alone did at the paced row's rate (bench/disk.py), right after it."""
+    if paced.disk is None:
+        return []
+    d = paced.disk
+    return [
+        f"... the disk alone at {d.rate:,.0f} commits/s (bench/disk.py, one SQLite commit per "
+        f"row): p50 {d.p50_ms:.2f} ms, p99 {d.p99_ms:.2f}, p99.9 {d.p999_ms:.2f}, max "
+        f"{d.max_ms:.2f}; {d.over_2ms} of {d.commits:,} commits over 2 ms"
+    ]
 
 
 def scale_out_targets(results: list[Result]) -> list[str]:

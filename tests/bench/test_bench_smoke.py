@@ -143,6 +143,23 @@ def test_freshness_probes_were_sent_and_read_back_beside_the_half_rate_row(
     assert [ln.split()[2] for ln in lines] == ["trackd@50%"], proc.stdout
 
 
+def test_the_disk_alone_is_measured_at_the_half_rate_rows_rate(
+    smoke: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """bench/disk.py beside the paced single-event row: the floor under its p99."""
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {(r["body"], r["server"]): r for r in json.loads(results.read_text())["rows"]}
+    measured = [key for key, row in rows.items() if row["disk"] is not None]
+    assert measured == [("1 event", "trackd@50%")]
+    paced = rows[("1 event", "trackd@50%")]
+    disk = paced["disk"]
+    assert disk["rate"] == round(paced["target_rate"])
+    assert disk["commits"] == disk["rows"] == round(disk["rate"] * 2)  # every commit's row kept
+    assert 0 < disk["p50_ms"] <= disk["p99_ms"] <= disk["p999_ms"] <= disk["max_ms"]
+    assert "... the disk alone at " in proc.stdout, proc.stdout
+
+
 def test_the_lag_after_each_max_rate_row_with_a_processor_is_reported(
     smoke: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

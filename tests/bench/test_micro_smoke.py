@@ -1,9 +1,11 @@
-"""`bench/decode.py` and `bench/edge.py` at a small size: every step runs on the typed path and
-both roads answer every request 200 (`bench/edge.py` asserts it per request). No timing is
-asserted: the ratios belong in BENCHMARKS.md."""
+"""`bench/decode.py`, `bench/edge.py` and `bench/disk.py` at a small size: every step runs on
+the typed path, both roads answer every request 200 (`bench/edge.py` asserts it per request),
+and every commit of the disk's loop is in its file. No timing is asserted: the ratios belong
+in BENCHMARKS.md."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +35,9 @@ def test_edge_answers_every_request_on_both_roads() -> None:
 def test_one_step_and_one_road_run_alone_for_callgrind() -> None:
     bench("bench/decode.py", "--step", "times", "--loops", "2")
     bench("bench/edge.py", "--road", "fast", "--requests", "20")
+
+
+def test_the_disk_loop_commits_each_row_at_the_rate_asked() -> None:
+    out = json.loads(bench("bench/disk.py", "--rate", "400", "--seconds", "0.5", "--json"))
+    assert (out["rate"], out["commits"], out["rows"]) == (400, 200, 200)
+    assert 0 < out["p50_ms"] <= out["p99_ms"] <= out["p999_ms"] <= out["max_ms"]
