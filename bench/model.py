@@ -26,6 +26,8 @@ class Commits:
     p999_ms: float
     max_ms: float
     over_2ms: int
+    #: p99 of the wait for a commit of a request arriving at a random time, commits as measured
+    floor_p99_ms: float
 
 
 @dataclass

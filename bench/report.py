@@ -113,7 +113,8 @@ def disk_floor(paced: Result) -> list[str]:
     return [
         f"... the disk alone at {d.rate:,.0f} commits/s (bench/disk.py, one SQLite commit per "
         f"row): p50 {d.p50_ms:.2f} ms, p99 {d.p99_ms:.2f}, p99.9 {d.p999_ms:.2f}, max "
-        f"{d.max_ms:.2f}; {d.over_2ms} of {d.commits:,} commits over 2 ms"
+        f"{d.max_ms:.2f}; {d.over_2ms} of {d.commits:,} commits over 2 ms; so a request "
+        f"arriving at random waits at least {d.floor_p99_ms:.2f} ms (p99) for its commit"
     ]
 
 

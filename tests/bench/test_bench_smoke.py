@@ -157,6 +157,7 @@ def test_the_disk_alone_is_measured_at_the_half_rate_rows_rate(
     assert disk["rate"] == round(paced["target_rate"])
     assert disk["commits"] == disk["rows"] == round(disk["rate"] * 2)  # every commit's row kept
     assert 0 < disk["p50_ms"] <= disk["p99_ms"] <= disk["p999_ms"] <= disk["max_ms"]
+    assert disk["p50_ms"] <= disk["floor_p99_ms"]  # a request waits for one commit at least
     assert "... the disk alone at " in proc.stdout, proc.stdout
 
 

@@ -41,3 +41,4 @@ def test_the_disk_loop_commits_each_row_at_the_rate_asked() -> None:
     out = json.loads(bench("bench/disk.py", "--rate", "400", "--seconds", "0.5", "--json"))
     assert (out["rate"], out["commits"], out["rows"]) == (400, 200, 200)
     assert 0 < out["p50_ms"] <= out["p99_ms"] <= out["p999_ms"] <= out["max_ms"]
+    assert out["p50_ms"] <= out["floor_p99_ms"]  # a request waits for one commit at least
