@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from trackd.embedded import FileLease, connect
+from trackd import embedded
+from trackd.embedded import FileLease, begin_immediate, connect
 
 
 def mode(path: Path) -> int:
@@ -116,3 +117,38 @@ def test_connections_opening_a_new_file_at_once_all_get_it_in_wal_mode(tmp_path:
         thread.join()
     assert errors == []
     assert modes == ["wal"] * rounds * openers
+
+
+def test_begin_immediate_waits_for_another_connections_write_then_takes_the_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.db"
+    holder, waiter = connect(path), connect(path)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        begin_immediate(waiter)  # busy while the holder writes, then the lock is ours
+        assert waiter.in_transaction
+        waiter.execute("INSERT INTO t VALUES (2)")
+        waiter.execute("COMMIT")
+    finally:
+        release.join()
+    assert waiter.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+    assert waiter.execute("PRAGMA busy_timeout").fetchone() == (30_000,)  # restored
+
+
+def test_begin_immediate_gives_up_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded, "BUSY_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "q.db"
+    holder, waiter = connect(path), connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        begin_immediate(waiter)
+    assert not waiter.in_transaction
+    assert waiter.execute("PRAGMA busy_timeout").fetchone() == (200,)
+    holder.execute("ROLLBACK")

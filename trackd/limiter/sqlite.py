@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from trackd.embedded import connect
+from trackd.embedded import begin_immediate, connect
 from trackd.errors import BackendError
 from trackd.limiter.base import WINDOW_SECONDS, Decision
 from trackd.limiter.window import decide, take_back
@@ -50,7 +50,7 @@ class SQLiteLimiter:
     def _decide(self, key: str, cost: int, limit: int) -> Decision:
         conn, now = self._connection(), int(self._clock())
         with conn:
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn)
             conn.execute(
                 "DELETE FROM buckets WHERE key = ? AND second <= ?", (key, now - WINDOW_SECONDS)
             )
@@ -84,7 +84,7 @@ class SQLiteLimiter:
         def give_back() -> None:
             conn = self._connection()
             with conn:
-                conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(conn)
                 rows = conn.execute("SELECT second, n FROM buckets WHERE key = ?", (key,))
                 changed = take_back(dict(rows.fetchall()), cost)
                 conn.executemany(

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trackd.embedded import connect
+from trackd.embedded import begin_immediate, connect
 from trackd.errors import QueueUnavailable
 from trackd.models import Envelope
 from trackd.queue.base import UNKNOWN, Backlog, Delivery
@@ -223,7 +223,7 @@ class SQLiteQueue:
         results: list[bool] = []
         now = time.time()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn)
             if not any(item[5] for item in items):  # no Idempotency-Key: one statement
                 conn.executemany(
                     "INSERT INTO log (request_id, workspace, events, received_at, body) "
@@ -367,7 +367,7 @@ class SQLiteQueue:
     def _probe(self) -> None:
         """One row rewritten: the disk takes writes again (a read-only or failed disk does not)."""
         with self._wconn as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn)
             conn.execute("INSERT OR REPLACE INTO probe VALUES (1)")
 
     async def lag(self, consumer: str) -> int:
