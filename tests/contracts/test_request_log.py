@@ -193,6 +193,8 @@ async def test_an_entry_recorded_before_an_erasure_and_appended_after_it_is_not_
     assert await ids(log) == ["r4", "after", "r1"]
     rows, _ = await log.requests(RequestQuery(workspace_id="WS2"))
     assert [r["request_id"] for r in rows] == ["r2"]
+    await log.append([entry(5, customer_id="gone")], keep=100)  # a flush of nothing but it
+    assert await ids(log) == ["r4", "after", "r1"]
 
 
 async def test_an_erasure_mark_never_holds_the_customer_id(tmp_path: Path) -> None:
