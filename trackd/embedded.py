@@ -78,7 +78,7 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
             time.sleep(pause)
             pause = min(2 * pause, BEGIN_MAX_PAUSE_SECONDS)
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
 
 
 def _wal(conn: sqlite3.Connection) -> None:
