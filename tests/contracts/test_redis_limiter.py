@@ -5,13 +5,16 @@ server's clock, and failures that come quickly as BackendError."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import example, given, settings
@@ -330,6 +333,54 @@ async def test_a_redis_that_stops_answering_makes_acquire_raise_backend_error() 
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+@needs_redis
+async def test_a_pipeline_cut_short_by_the_timeout_fails_its_acquires_and_the_next_reconnects(
+    prefix: str,
+) -> None:
+    """The acquires' pipeline is timed as a whole: a connection whose replies never come fails
+    every acquire of its batch once (not one timeout after another), is dropped, and the next
+    acquire takes a new connection. A proxy stalls the first connection and forwards the rest
+    to the real Redis."""
+    real = urlsplit(REDIS_URL)
+    seen: list[asyncio.StreamWriter] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer)
+        if len(seen) == 1:
+            return  # the stalled one: read, never answered
+        up_reader, up_writer = await asyncio.open_connection(real.hostname, real.port or 6379)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    limiter = await opened(f"redis://127.0.0.1:{port}{real.path or '/0'}?prefix={prefix}")
+    try:
+        began = time.monotonic()
+        results = await asyncio.gather(
+            *(limiter.acquire("WS1", 1, 10) for _ in range(20)), return_exceptions=True
+        )
+        waited = time.monotonic() - began
+        assert [type(r) for r in results] == [BackendError] * 20
+        assert all("no reply within 1 s" in str(r) for r in results), results
+        assert waited < 5, waited  # one timeout for the batch, not twenty
+        decision = await limiter.acquire("WS1", 1, 10)  # a new connection, through to Redis
+        assert (decision.allowed, decision.remaining) == (True, 9)
+        assert len(seen) == 2
+    finally:
+        await limiter.aclose()
+        for writer in seen:
+            writer.close()
+        proxy.close()
+        await proxy.wait_closed()
 
 
 async def test_an_unreachable_redis_is_not_ready() -> None:

@@ -18,9 +18,13 @@ another (each takes a connection of the pool). A command the pipeline could not 
 after a ``SCRIPT FLUSH``) is run again once the script is loaded; an error of one command fails
 that acquire only.
 
-Failures are quick: 1 s socket timeouts (``?socket_timeout=`` and ``?socket_connect_timeout=``
-change them). They only ever err towards counting more: an acquire whose reply was lost is run
-once more (it may count twice), a refund is never run twice (it may give back nothing).
+Failures are quick: 1 s timeouts (``?socket_timeout=`` and ``?socket_connect_timeout=`` change
+them). The acquires' pipeline is timed as a whole (``asyncio.timeout``) rather than by redis-py
+per command: its per-command timeouts (a task for each send, a timer for each reply read) were
+~9% of the JetStream edge's CPU per request (issue 14); a pipeline cut short by the timeout
+drops its connection (redis-py disconnects on any error while a reply is read). Failures only
+ever err towards counting more: an acquire whose reply was lost is run once more (it may count
+twice), a refund is never run twice (it may give back nothing).
 
 `ready` sends a PING on a connection of its own (so that a pool busy with requests does not make
 it wait), and says False when no PONG came within `READY_TIMEOUT_SECONDS`.
@@ -43,6 +47,7 @@ try:
     from redis.commands.core import AsyncScript
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise MissingDriver("redis", "redis", "redis") from exc
 
@@ -139,6 +144,16 @@ def parse_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
+def _socket_timeout(url: str) -> float:
+    for name, value in parse_qsl(urlsplit(url).query):
+        if name == "socket_timeout":
+            try:
+                return float(value)
+            except ValueError:  # redis-py's own parsing of the URL says what is wrong
+                break
+    return SOCKET_TIMEOUT_SECONDS
+
+
 def _redacted(url: str) -> str:
     """The URL to name in errors and logs: no password, no query."""
     parts = urlsplit(url)
@@ -155,6 +170,8 @@ class RedisLimiter:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._url, self.prefix = parse_url(url)
+        #: How long a pipeline of acquires may take: the URL's ``socket_timeout``, else 1 s.
+        self._answer_within = _socket_timeout(self._url)
         self._where = _redacted(self._url)
         self._clock = clock
         self._clients: list[Redis] = []
@@ -166,10 +183,12 @@ class RedisLimiter:
         self._refund: AsyncScript | None = None
         self._probe: Redis | None = None
 
-    def _client(self, retries: int, max_connections: int) -> Redis:
+    def _client(self, retries: int, max_connections: int, timed: bool = True) -> Redis:
+        """``timed=False``: redis-py times no command (the caller times its calls as a whole),
+        unless the URL asks for ``socket_timeout``."""
         pool = BlockingConnectionPool.from_url(  # options in the URL win over these
             self._url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS if timed else None,
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
             max_connections=max_connections,
             timeout=POOL_TIMEOUT_SECONDS,
@@ -187,7 +206,7 @@ class RedisLimiter:
         # A connection Redis closed (restart, idle timeout) shows only when a reply is read, so
         # an acquire is retried once: if its first run did count, it counts twice, which never
         # admits more than the limit. A refund run twice would give back twice: never retried.
-        self._acquires = self._client(1, MAX_CONNECTIONS)
+        self._acquires = self._client(1, MAX_CONNECTIONS, timed=False)  # `_run` times them
         self._script = self._acquires.register_script(SCRIPT)
         self._refund = self._client(0, REFUND_CONNECTIONS).register_script(REFUND_SCRIPT)
         self._probe = self._client(0, PROBE_CONNECTIONS)
@@ -216,7 +235,11 @@ class RedisLimiter:
     ) -> None:
         """One pipeline of EVALSHAs; each reply (or error, as BackendError) to its acquire."""
         try:
-            replies = await self._evalsha_all([(key, args) for key, args, _ in batch])
+            async with asyncio.timeout(self._answer_within):
+                replies = await self._evalsha_all([(key, args) for key, args, _ in batch])
+        except TimeoutError:
+            late = RedisTimeoutError(f"no reply within {self._answer_within:g} s")
+            replies = [late] * len(batch)
         except (RedisError, BackendError) as exc:
             replies = [exc] * len(batch)
         for (_, _, future), reply in zip(batch, replies, strict=True):
