@@ -252,9 +252,12 @@ async def test_each_request_is_one_evalsha_and_the_script_survives_script_flush(
 
 
 @needs_redis
-async def test_after_redis_drops_its_connections_an_acquire_counts_once_and_a_refund_never_twice(
+async def test_after_redis_drops_its_connections_an_acquire_counts_once(
     prefix: str, admin: Any
 ) -> None:
+    """Killed connections (a Redis restart, its idle `timeout`) are either noticed when the
+    pool hands them out, or fail the first run, which runs once more on a new connection: the
+    acquire counts exactly once either way, and refunds work again after it."""
     name = f"trackd-test-{uuid.uuid4().hex[:12]}"
     limiter = await opened(f"{REDIS_URL}?prefix={prefix}&client_name={name}", Clock(NOW))
     try:
@@ -262,18 +265,70 @@ async def test_after_redis_drops_its_connections_an_acquire_counts_once_and_a_re
         await limiter.refund("WS1", 1)
         ours = [c["id"] for c in await admin.client_list() if c["name"] == name]
         assert len(ours) == 2  # one connection for acquires, one for refunds
-        for client_id in ours:  # as a Redis restart or its idle `timeout` would
+        for client_id in ours:
             await admin.client_kill_filter(_id=client_id)
-        # Its first run fails on the dead connection; it runs again on a new one, once.
         assert await limiter.acquire("WS1", 1, 10) == Decision(True, 10, 8, 60)
-        # A refund is not run again (it could give back twice): it fails, and gives nothing.
-        with pytest.raises(BackendError):
+        try:  # on a killed connection not noticed yet it fails, and is not run again
             await limiter.refund("WS1", 1)
-        assert await limiter.peek("WS1", 10) == Decision(True, 10, 8, 60)
-        await limiter.refund("WS1", 1)
-        assert await limiter.peek("WS1", 10) == Decision(True, 10, 9, 60)
+            given = 1
+        except BackendError:
+            given = 0
+        assert await limiter.peek("WS1", 10) == Decision(True, 10, 8 + given, 60)
+        await limiter.refund("WS1", 1)  # on a new connection in any case
+        assert (await limiter.peek("WS1", 10)).remaining == 9 + given
     finally:
         await limiter.aclose()
+
+
+@needs_redis
+async def test_a_refund_whose_reply_is_lost_fails_and_is_never_run_again(prefix: str) -> None:
+    """Redis ran the refund but its reply never came back (the connection dropped right after):
+    the refund fails with BackendError and is not run again, so it gave back once, not twice.
+    A proxy forwards everything to the real Redis; once `losing` is set, it closes the client
+    side of the next reply's connection instead of passing the reply on."""
+    real = urlsplit(REDIS_URL)
+    losing = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if writer is client and losing.is_set():
+                    losing.clear()  # this reply only: a run again would get through
+                    break  # the reply is dropped with the connection
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+        client.close()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(real.hostname, real.port or 6379)
+        writers.extend((writer, up_writer))
+        await asyncio.gather(pipe(reader, up_writer, writer), pipe(up_reader, writer, writer))
+
+    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    limiter = await opened(
+        f"redis://127.0.0.1:{port}{real.path or '/0'}?prefix={prefix}", Clock(NOW)
+    )
+    try:
+        assert await limiter.acquire("WS1", 3, 10) == Decision(True, 10, 7, 60)
+        await limiter.refund("WS1", 1)  # the refunds' connection is open (its setup answered)
+        losing.set()
+        with pytest.raises(BackendError):
+            await limiter.refund("WS1", 1)
+        assert not losing.is_set()  # a reply was lost
+        assert await limiter.peek("WS1", 10) == Decision(True, 10, 9, 60)  # given back once
+        await limiter.refund("WS1", 1)  # a new connection: refunds work again
+        assert await limiter.peek("WS1", 10) == Decision(True, 10, 10, 0)  # nothing counted
+    finally:
+        await limiter.aclose()
+        for writer in writers:
+            writer.close()
+        proxy.close()
+        await proxy.wait_closed()
 
 
 @needs_redis
