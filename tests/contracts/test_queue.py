@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,28 @@ async def test_get_returns_put_envelopes_in_put_order_with_equal_content(queue: 
     seqs = [d.seq for d in got]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == len(seqs)
+
+
+class _Traced(dict[str, Any]):
+    """A dict that can be watched with a weak reference (a plain dict cannot)."""
+
+
+async def test_a_put_holds_the_envelopes_encoding_not_the_envelope_while_it_waits(
+    queue: Queue,
+) -> None:
+    """An edge's memory in an overload is what its requests in flight hold: while the put
+    waits for the disk or the engine, the decoded envelope (its actions) is not kept alive."""
+    attributes = _Traced(plan="gold")
+    gone = weakref.ref(attributes)
+    sent = msgspec.structs.replace(envelope("held"), user_attributes=attributes)
+    del attributes
+    task = asyncio.create_task(queue.put(sent))
+    del sent
+    await asyncio.sleep(0)  # the put's first step: the envelope is encoded, its write waits
+    assert gone() is None
+    assert await task is True
+    (got,) = await queue.get("processor", 10, 5)
+    assert got.envelope.user_attributes == {"plan": "gold"}
 
 
 async def test_get_on_an_empty_queue_returns_nothing_after_the_timeout(queue: Queue) -> None:

@@ -369,10 +369,18 @@ class TrackEndpoint:
             delete=validated.delete,  # Delete User
             erasure=validated.erasure,  # GDPR erasure
         )
+        event_count = envelope.event_count
+        # While the put waits for the disk, only the envelope's encoding is held: the decoded
+        # actions (and Bulk's elements) go, the answer and the request log need none of them.
+        # A 200-event request's objects are ~4 x its body, and an overload holds hundreds.
+        validated = request.validated = msgspec.structs.replace(
+            validated, actions=[], elements=None
+        )
+        request.payload = None  # a refusal's log entry reads the customer id from the body
+        putting = self.queue.put(envelope, idempotent=bool(key), fingerprint=fingerprint)
+        del envelope
         try:
-            stored = await self.queue.put(  # row 27
-                envelope, idempotent=bool(key), fingerprint=fingerprint
-            )
+            stored = await putting  # row 27
         except QueueUnavailable as exc:
             log.warning("queue refused request %s: %s", request.request_id, exc)
             await self._refund_all(charges)
@@ -381,8 +389,8 @@ class TrackEndpoint:
             await self._refund_all(charges)
             await self._replayed(request, fingerprint)  # and it was the same request, or 422
             return self._success(request, validated, decision)
-        self.counters.accepted_events += envelope.event_count
-        request.stored_events = envelope.event_count
+        self.counters.accepted_events += event_count
+        request.stored_events = event_count
         if validated.warnings:
             self.counters.warnings.update(w.reason for w in validated.warnings)
         return self._success(request, validated, decision)

@@ -38,6 +38,9 @@ class Queue(Protocol):
       process (and, for a replicated engine, of the node that acknowledged it). Concurrent puts
       may share one flush (group commit). `put` raises `QueueUnavailable` when the write cannot
       be made durable now (disk full, engine down, too many writes pending): nothing is kept.
+      While it waits for the disk or the engine, `put` holds the envelope's encoding, not the
+      envelope (a 200-event request's decoded objects are ~4 x its body: the edge's memory in
+      an overload is what its requests in flight hold).
     - With ``idempotent=True``, a second put of the same `request_id` within the dedupe window
       (24 h) stores nothing and returns False; otherwise `put` returns True. (The edge reuses a
       request id only for idempotent requests; engines that deduplicate by message id, such

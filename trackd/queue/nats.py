@@ -165,24 +165,25 @@ class NatsQueue:
     ) -> bool:
         if self._closed or self._nc is None or not self._nc.is_connected:
             raise QueueUnavailable("JetStream is not connected")
+        request_id = envelope.request_id
         headers = {
-            "Nats-Msg-Id": envelope.request_id,
+            "Nats-Msg-Id": request_id,
             RECEIVED_HEADER: str(envelope.received_at),
         }
         if self._js.publish_async_pending() >= MAX_PENDING_ACKS:  # never wait for a slot
             raise QueueUnavailable(f"{MAX_PENDING_ACKS} publishes await JetStream's PubAck")
+        subject = self._subject(envelope.workspace_id, envelope.event_count)
+        encoded = envelope.encode()
+        del envelope  # its encoding is what waits for the PubAck (the Queue contract)
         self._puts_in_flight += 1
         self._no_puts.clear()
         try:
-            future = await self._js.publish_async(
-                self._subject(envelope.workspace_id, envelope.event_count),
-                envelope.encode(),
-                headers=headers,
-            )
+            future = await self._js.publish_async(subject, encoded, headers=headers)
+            del encoded  # the client's pending buffer holds the bytes until they are sent
             self._deadlines.append((time.monotonic() + PUBLISH_TIMEOUT, future))
             ack = await future
             if idempotent and not ack.duplicate:
-                await self._kv.put(envelope.request_id, (fingerprint or LEGACY).encode())
+                await self._kv.put(request_id, (fingerprint or LEGACY).encode())
         except _FAILURES as exc:
             raise QueueUnavailable(f"JetStream did not acknowledge: {exc}") from exc
         finally:

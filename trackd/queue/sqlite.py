@@ -134,6 +134,7 @@ class SQLiteQueue:
             idempotent,
             fingerprint,
         )
+        del envelope  # its encoding is what waits for the disk (the Queue contract)
         future: asyncio.Future[bool] = self._loop.create_future()  # type: ignore[union-attr]
         self._unanswered += 1
         with self._mutex:
