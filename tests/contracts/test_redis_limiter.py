@@ -74,6 +74,50 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.asynccontextmanager
+async def redis_proxy(
+    *, stall_first: bool = False, losing: asyncio.Event | None = None
+) -> AsyncIterator[tuple[str, list[asyncio.StreamWriter]]]:
+    """A TCP proxy to the real Redis: yields its URL (REDIS_URL's database) and the client
+    connections it accepted. With `stall_first`, the first connection is read and never
+    answered. Once `losing` is set, the next reply is not passed on: its connection is closed
+    instead and `losing` cleared (that reply only)."""
+    real = urlsplit(REDIS_URL)
+    seen: list[asyncio.StreamWriter] = []
+    upstream: list[asyncio.StreamWriter] = []
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if writer is client and losing is not None and losing.is_set():
+                    losing.clear()
+                    break  # the reply is dropped with the connection
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+        client.close()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer)
+        if stall_first and len(seen) == 1:
+            return  # the stalled one: read, never answered
+        up_reader, up_writer = await asyncio.open_connection(real.hostname, real.port or 6379)
+        upstream.append(up_writer)
+        await asyncio.gather(pipe(reader, up_writer, writer), pipe(up_reader, writer, writer))
+
+    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}{real.path or '/0'}", seen
+    finally:
+        for writer in seen + upstream:
+            writer.close()
+        proxy.close()
+        await proxy.wait_closed()
+
+
 @needs_redis
 async def test_two_nodes_on_one_redis_never_admit_more_than_the_limit_together(
     prefix: str,
@@ -283,52 +327,22 @@ async def test_after_redis_drops_its_connections_an_acquire_counts_once(
 @needs_redis
 async def test_a_refund_whose_reply_is_lost_fails_and_is_never_run_again(prefix: str) -> None:
     """Redis ran the refund but its reply never came back (the connection dropped right after):
-    the refund fails with BackendError and is not run again, so it gave back once, not twice.
-    A proxy forwards everything to the real Redis; once `losing` is set, it closes the client
-    side of the next reply's connection instead of passing the reply on."""
-    real = urlsplit(REDIS_URL)
+    the refund fails with BackendError and is not run again, so it gave back once, not twice."""
     losing = asyncio.Event()
-    writers: list[asyncio.StreamWriter] = []
-
-    async def pipe(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter
-    ) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                if writer is client and losing.is_set():
-                    losing.clear()  # this reply only: a run again would get through
-                    break  # the reply is dropped with the connection
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-        client.close()
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(real.hostname, real.port or 6379)
-        writers.extend((writer, up_writer))
-        await asyncio.gather(pipe(reader, up_writer, writer), pipe(up_reader, writer, writer))
-
-    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = proxy.sockets[0].getsockname()[1]
-    limiter = await opened(
-        f"redis://127.0.0.1:{port}{real.path or '/0'}?prefix={prefix}", Clock(NOW)
-    )
-    try:
-        assert await limiter.acquire("WS1", 3, 10) == Decision(True, 10, 7, 60)
-        await limiter.refund("WS1", 1)  # the refunds' connection is open (its setup answered)
-        losing.set()
-        with pytest.raises(BackendError):
-            await limiter.refund("WS1", 1)
-        assert not losing.is_set()  # a reply was lost
-        assert await limiter.peek("WS1", 10) == Decision(True, 10, 9, 60)  # given back once
-        await limiter.refund("WS1", 1)  # a new connection: refunds work again
-        assert await limiter.peek("WS1", 10) == Decision(True, 10, 10, 0)  # nothing counted
-    finally:
-        await limiter.aclose()
-        for writer in writers:
-            writer.close()
-        proxy.close()
-        await proxy.wait_closed()
+    async with redis_proxy(losing=losing) as (url, _):
+        limiter = await opened(f"{url}?prefix={prefix}", Clock(NOW))
+        try:
+            assert await limiter.acquire("WS1", 3, 10) == Decision(True, 10, 7, 60)
+            await limiter.refund("WS1", 1)  # the refunds' connection is open (setup answered)
+            losing.set()
+            with pytest.raises(BackendError):
+                await limiter.refund("WS1", 1)
+            assert not losing.is_set()  # a reply was lost
+            assert await limiter.peek("WS1", 10) == Decision(True, 10, 9, 60)  # given back once
+            await limiter.refund("WS1", 1)  # a new connection: refunds work again
+            assert await limiter.peek("WS1", 10) == Decision(True, 10, 10, 0)  # nothing counted
+        finally:
+            await limiter.aclose()
 
 
 @needs_redis
@@ -398,44 +412,22 @@ async def test_a_pipeline_cut_short_by_the_timeout_fails_its_acquires_and_the_ne
     every acquire of its batch once (not one timeout after another), is dropped, and the next
     acquire takes a new connection. A proxy stalls the first connection and forwards the rest
     to the real Redis."""
-    real = urlsplit(REDIS_URL)
-    seen: list[asyncio.StreamWriter] = []
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(writer)
-        if len(seen) == 1:
-            return  # the stalled one: read, never answered
-        up_reader, up_writer = await asyncio.open_connection(real.hostname, real.port or 6379)
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = proxy.sockets[0].getsockname()[1]
-    limiter = await opened(f"redis://127.0.0.1:{port}{real.path or '/0'}?prefix={prefix}")
-    try:
-        began = time.monotonic()
-        results = await asyncio.gather(
-            *(limiter.acquire("WS1", 1, 10) for _ in range(20)), return_exceptions=True
-        )
-        waited = time.monotonic() - began
-        assert [type(r) for r in results] == [BackendError] * 20
-        assert all("no reply within 1 s" in str(r) for r in results), results
-        assert waited < 5, waited  # one timeout for the batch, not twenty
-        decision = await limiter.acquire("WS1", 1, 10)  # a new connection, through to Redis
-        assert (decision.allowed, decision.remaining) == (True, 9)
-        assert len(seen) == 2
-    finally:
-        await limiter.aclose()
-        for writer in seen:
-            writer.close()
-        proxy.close()
-        await proxy.wait_closed()
+    async with redis_proxy(stall_first=True) as (url, seen):
+        limiter = await opened(f"{url}?prefix={prefix}")
+        try:
+            began = time.monotonic()
+            results = await asyncio.gather(
+                *(limiter.acquire("WS1", 1, 10) for _ in range(20)), return_exceptions=True
+            )
+            waited = time.monotonic() - began
+            assert [type(r) for r in results] == [BackendError] * 20
+            assert all("no reply within 1 s" in str(r) for r in results), results
+            assert waited < 5, waited  # one timeout for the batch, not twenty
+            decision = await limiter.acquire("WS1", 1, 10)  # a new connection, through to Redis
+            assert (decision.allowed, decision.remaining) == (True, 9)
+            assert len(seen) == 2
+        finally:
+            await limiter.aclose()
 
 
 async def test_an_unreachable_redis_is_not_ready() -> None:
